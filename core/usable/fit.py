@@ -1,0 +1,309 @@
+"""The one training loop. Every estimator that learns decoders calls ``fit``.
+
+Per step, for each ensemble member e (a (seed, β) pair):
+
+    loss_e = (1/n) Σ_i CE(f_i^e(x_i), y) + β_e · s(t) · D(f_1^e(x_1), …, f_n^e(x_n))
+
+and the optimiser minimises Σ_e loss_e. Members share no parameters and every optimiser used
+here is element-wise, so the sum trains each member exactly as if it were alone; each member
+also draws its own mini-batches from its own seed. One call therefore replaces many fits.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import SourceData
+from .ensemble import make_ensemble, member_seed
+from .info import LOG2E
+
+DIVERGENCE_FORMS = ("pairwise", "consensus")
+
+
+@dataclass
+class FitConfig:
+    """Optimiser and loop settings (stored in every result's attrs)."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "sgd"          # sgd | adam | adamw
+    lr: float = 0.01
+    lr_decay: float = 0.97          # multiplicative per epoch (ExponentialLR)
+    momentum: float = 0.9
+    weight_decay: float = 0.005
+    schedule_per_step: bool = False  # β-schedule evaluated per epoch (default) or per step
+    divergence_form: str = "pairwise"
+    device: str = "auto"
+    threads: int | None = None      # torch intra-op threads; None leaves torch's choice
+    eval_batch_size: int = 4096
+    eval_every: int = 1             # test cross-entropy curve every k epochs (0 = only at the end)
+    stop_loss: float | None = None  # stop once every member's epoch training loss is <= this
+    progress: bool = True
+
+    def to_attrs(self) -> dict[str, Any]:
+        return {k: ("none" if v is None else v) for k, v in asdict(self).items()}
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available; use --device cpu or auto")
+    return torch.device(device)
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns. Member e = seed index × len(betas) + β index.
+
+    ``test_logp``: per-sample log2 f(y|x) of the true target on the test split, (E, n, N[, H]).
+    ``test_divergence``: held-out divergence (unweighted by β), (E,).
+    ``history``: per-epoch arrays (epoch, E[, n]): train_loss, train_ce (bits), train_divergence,
+    beta (the β in force), test_ce (bits; NaN on epochs not evaluated).
+    """
+
+    seeds: list[int]
+    betas: list[float]
+    names: list[str]
+    test_logp: torch.Tensor
+    test_divergence: np.ndarray
+    history: dict[str, np.ndarray]
+    models: list[nn.Module]
+    log_sigma: torch.Tensor | None = None
+    epochs_run: int = 0
+
+    @property
+    def test_ce(self) -> np.ndarray:
+        """Held-out cross-entropy in bits, (E, n[, H])."""
+        return (-self.test_logp.double().mean(dim=2)).numpy()
+
+    def by_seed_beta(self, array: np.ndarray) -> np.ndarray:
+        """Reshape a leading member axis E into (seed, beta)."""
+        a = np.asarray(array)
+        return a.reshape(len(self.seeds), len(self.betas), *a.shape[1:])
+
+
+def _softmax_or_mean(out: torch.Tensor, target: str, heads: int | None, n_classes: int) -> torch.Tensor:
+    if target == "real":
+        return out
+    if heads:
+        out = out.reshape(*out.shape[:-1], heads, n_classes)
+    return torch.softmax(out, dim=-1)
+
+
+def _log_lik(out: torch.Tensor, y: torch.Tensor, target: str, heads: int | None, n_classes: int,
+             log_sigma: torch.Tensor | None) -> torch.Tensor:
+    """log f(y|x) in nats per sample: out (E, B, n_out), y (E, B[, H]) -> (E, B[, H])."""
+    if target == "real":
+        mu = out[..., 0]
+        ls = log_sigma.view(-1, 1)
+        return -0.5 * math.log(2 * math.pi) - ls - 0.5 * ((y - mu) * torch.exp(-ls)) ** 2
+    if heads:
+        out = out.reshape(*out.shape[:-1], heads, n_classes)
+    logp = torch.log_softmax(out, dim=-1)
+    return torch.gather(logp, -1, y.unsqueeze(-1)).squeeze(-1)
+
+
+def combine_divergence(div_fn: Callable, preds: Sequence[torch.Tensor], form: str) -> torch.Tensor:
+    """D(f_1..f_n) per sample from a pairwise divergence: ``pairwise`` mean over the n(n-1)/2
+    pairs (exact, O(n²)) or ``consensus`` mean divergence of each prediction to their mean (O(n))."""
+    if form not in DIVERGENCE_FORMS:
+        raise ValueError(f"divergence form {form!r}; choose one of {', '.join(DIVERGENCE_FORMS)}")
+    if len(preds) < 2:
+        return torch.zeros(preds[0].shape[:-1], device=preds[0].device)
+    if form == "pairwise":
+        terms = [div_fn(a, b) for a, b in itertools.combinations(preds, 2)]
+    else:
+        centre = torch.stack(list(preds)).mean(dim=0)
+        terms = [div_fn(p, centre) for p in preds]
+    return torch.stack(terms).mean(dim=0)
+
+
+def _make_optimizer(params, cfg: FitConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"optimizer {cfg.optimizer!r}; choose sgd, adam or adamw")
+
+
+@torch.no_grad()
+def predict(models: Sequence[nn.Module], xs: Sequence[torch.Tensor], n_members: int,
+            batch_size: int = 4096, device: torch.device | None = None) -> list[torch.Tensor]:
+    """Outputs of every member on a whole split, in eval mode: a list over sources of (E, N, n_out)."""
+    outs = []
+    for model, x in zip(models, xs):
+        was_training = model.training
+        model.eval()
+        chunks = []
+        for start in range(0, x.shape[0], batch_size):
+            xb = x[start:start + batch_size]
+            if device is not None:
+                xb = xb.to(device)
+            chunks.append(model(xb.unsqueeze(0).expand(n_members, *xb.shape)).float())
+        outs.append(torch.cat(chunks, dim=1))
+        model.train(was_training)
+    return outs
+
+
+def evaluate(models, xs, y, *, target: str, n_classes: int | None, n_members: int, div_fn=None,
+             form: str = "pairwise", log_sigma=None, batch_size: int = 4096,
+             device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-sample log2 f(y|x) (E, n, N[, H]) and the per-member mean divergence (E,) on a split."""
+    device = device or torch.device("cpu")
+    outs = predict(models, xs, n_members, batch_size, device)
+    heads = y.shape[1] if (target == "classes" and y.ndim == 2) else None
+    yd = y.to(device).unsqueeze(0).expand(n_members, *y.shape)
+    logps = []
+    for i, out in enumerate(outs):
+        ls = None if log_sigma is None else log_sigma[:, i]
+        logps.append(_log_lik(out, yd, target, heads, n_classes or 0, ls) * LOG2E)
+    logp = torch.stack(logps, dim=1).cpu()
+    div = None
+    if div_fn is not None and len(outs) > 1:
+        preds = [_softmax_or_mean(o, target, heads, n_classes or 0) for o in outs]
+        d = combine_divergence(div_fn, preds, form)
+        div = d.reshape(n_members, -1).mean(dim=1).cpu()
+    return logp, div
+
+
+def fit(data: SourceData, decoders, *, divergence: Callable | None = None,
+        schedule: Callable[[float, int], float] | None = None, betas: Sequence[float] = (0.0,),
+        seeds: Sequence[int] = (0,), config: FitConfig | None = None,
+        on_epoch_end: Callable[[int, "FitState"], Any] | None = None,
+        models: Sequence[nn.Module] | None = None, desc: str = "fit") -> FitResult:
+    """Train one decoder per source of ``data`` for every (seed, β) member, jointly.
+
+    ``decoders``: one decoder plugin object for all sources, or a list (one per source).
+    ``divergence``: per-sample pairwise divergence d(p, q) -> (...,), needed when any β > 0.
+    ``schedule``: factor(t, epochs) in [0, 1] multiplying β (t = epoch index, fractional per step).
+    ``models``: prebuilt ensembles (one per source) to continue training instead of building.
+    ``on_epoch_end(epoch, state)``: called after each epoch; returning ``"stop"`` ends training.
+    """
+    cfg = config or FitConfig()
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    device = resolve_device(cfg.device)
+    seeds, betas = [int(s) for s in seeds], [float(b) for b in betas]
+    n, E = data.n_sources, len(seeds) * len(betas)
+    if n == 0:
+        raise ValueError("fit needs at least one source")
+    if any(b != 0 for b in betas) and n > 1 and divergence is None:
+        raise ValueError("β > 0 with several sources needs a divergence (e.g. --divergence l1)")
+    if not isinstance(decoders, (list, tuple)):
+        decoders = [decoders] * n
+    if len(decoders) != n:
+        raise ValueError(f"{len(decoders)} decoders given for {n} sources")
+    member_seeds = [s for s in seeds for _ in betas]
+    beta_vec = torch.tensor([b for _ in seeds for b in betas], dtype=torch.float32, device=device)
+    target, K = data.target, data.n_classes or 0
+    y_tr = data.train.y.to(device)
+    heads = y_tr.shape[1] if (target == "classes" and y_tr.ndim == 2) else None
+    n_out = (heads or 1) * K if target == "classes" else 1
+
+    if models is None:
+        models = [make_ensemble(dec, data.in_shape(i), n_out, member_seeds, salt=i).to(device)
+                  for i, dec in enumerate(decoders)]
+    models = list(models)
+    params = [p for m in models for p in m.parameters()]
+    log_sigma = None
+    if target == "real":
+        log_sigma = nn.Parameter(torch.zeros(E, n, device=device))
+        params.append(log_sigma)
+    opt = _make_optimizer(params, cfg)
+    lr_sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_decay)
+    xs_tr = [x.to(device) for x in data.train.xs]
+    N, B = len(data.train), min(cfg.batch_size, len(data.train))
+    steps = math.ceil(N / B)
+    gens = [torch.Generator().manual_seed(member_seed(s, 10_007)) for s in member_seeds]
+    factor = schedule or (lambda t, epochs: 1.0)
+
+    hist = {k: [] for k in ("train_loss", "train_ce", "train_divergence", "beta", "test_ce")}
+    state = FitState(models=models, log_sigma=log_sigma, device=device, n_members=E)
+    bar = tqdm(range(cfg.epochs), desc=desc, disable=not cfg.progress, leave=False)
+    epochs_run = 0
+    for epoch in bar:
+        for m in models:
+            m.train()
+        perms = torch.stack([torch.randperm(N, generator=g) for g in gens]).to(device)  # (E, N)
+        sums = torch.zeros(3 + n, E, dtype=torch.float64)  # loss, div, beta, ce_i
+        for step in range(steps):
+            idx = perms[:, step * B:(step + 1) * B]  # (E, b): each member its own batch
+            yb = y_tr[idx]
+            t = epoch + (step / steps if cfg.schedule_per_step else 0.0)
+            beta_t = beta_vec * float(factor(t, cfg.epochs))
+            outs = [m(x[idx]) for m, x in zip(models, xs_tr)]
+            ces = []
+            for i, out in enumerate(outs):
+                ls = None if log_sigma is None else log_sigma[:, i]
+                ll = _log_lik(out, yb, target, heads, K, ls)
+                ces.append(-ll.reshape(E, -1).mean(dim=1))
+            ce = torch.stack(ces)  # (n, E)
+            loss_e = ce.mean(dim=0)
+            div_e = torch.zeros(E, device=device)
+            if divergence is not None and n > 1:
+                preds = [_softmax_or_mean(o, target, heads, K) for o in outs]
+                div_e = combine_divergence(divergence, preds, cfg.divergence_form).reshape(E, -1).mean(dim=1)
+                loss_e = loss_e + beta_t * div_e
+            opt.zero_grad(set_to_none=True)
+            loss_e.sum().backward()
+            opt.step()
+            w = idx.shape[1] / N
+            with torch.no_grad():
+                sums[0] += loss_e.detach().double().cpu() * w
+                sums[1] += div_e.detach().double().cpu() * w
+                sums[2] += beta_t.detach().double().cpu() * w
+                sums[3:] += ce.detach().double().cpu() * w
+        lr_sched.step()
+        epochs_run = epoch + 1
+        hist["train_loss"].append(sums[0].numpy())
+        hist["train_divergence"].append(sums[1].numpy())
+        hist["beta"].append(sums[2].numpy())
+        hist["train_ce"].append((sums[3:].T * LOG2E).numpy())
+        last = epoch == cfg.epochs - 1
+        if cfg.eval_every and (epoch % cfg.eval_every == 0 or last):
+            logp, _ = evaluate(models, data.test.xs, data.test.y, target=target, n_classes=K, n_members=E,
+                               log_sigma=log_sigma, batch_size=cfg.eval_batch_size, device=device)
+            hist["test_ce"].append((-logp.double().reshape(E, n, -1).mean(dim=2)).numpy())
+        else:
+            hist["test_ce"].append(np.full((E, n), np.nan))
+        bar.set_postfix(loss=f"{float(sums[0].mean()):.4f}")
+        stop = False
+        if on_epoch_end is not None:
+            stop = on_epoch_end(epoch, state) == "stop"
+        if cfg.stop_loss is not None and float(sums[0].max()) <= cfg.stop_loss:
+            stop = True
+        if stop:
+            break
+    bar.close()
+
+    test_logp, test_div = evaluate(models, data.test.xs, data.test.y, target=target, n_classes=K,
+                                   n_members=E, div_fn=divergence, form=cfg.divergence_form,
+                                   log_sigma=log_sigma, batch_size=cfg.eval_batch_size, device=device)
+    if test_div is None:
+        test_div = torch.zeros(E)
+    return FitResult(seeds=seeds, betas=betas, names=list(data.names), test_logp=test_logp,
+                     test_divergence=test_div.double().numpy(),
+                     history={k: np.stack(v) for k, v in hist.items()}, models=models,
+                     log_sigma=None if log_sigma is None else log_sigma.detach().cpu(),
+                     epochs_run=epochs_run)
+
+
+@dataclass
+class FitState:
+    """Handed to ``on_epoch_end``: the live ensembles (one per source), on ``device``."""
+
+    models: list[nn.Module]
+    log_sigma: torch.Tensor | None
+    device: torch.device
+    n_members: int
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""usable_dib: under construction."""

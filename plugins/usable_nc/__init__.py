@@ -1,0 +1,1 @@
+"""usable_nc: under construction."""

@@ -1,0 +1,1 @@
+"""usable_neural: under construction."""

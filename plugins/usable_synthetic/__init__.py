@@ -1,0 +1,1 @@
+"""usable_synthetic: under construction."""

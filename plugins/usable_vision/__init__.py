@@ -1,0 +1,1 @@
+"""usable_vision: under construction."""
