@@ -4,7 +4,6 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 USABLE := $(VENV)/bin/usable
 STAMP  := $(VENV)/.installed-stamp
-export TORCH_NUM_THREADS ?= 1
 
 .PHONY: setup demo test repro bench clean
 

@@ -2,9 +2,11 @@
 information of n sources), ``redundancy_matrix`` and the ``cosine`` baseline."""
 from usable import hookimpl
 
-from .metrics import register_all
+from . import cosine, matrix, metrics
 
 
 @hookimpl
 def register_metrics(register):
-    register_all(register)
+    metrics.register_all(register)
+    matrix.register_all(register)
+    cosine.register_all(register)
