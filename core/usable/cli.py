@@ -320,10 +320,15 @@ def _add_core_commands():
     cli.add_command(sweep_cmd)
 
 
-def main(argv=None):
+def make_cli() -> click.Group:
+    """The ``usable`` group with the core's optional commands and every plugin's commands added."""
     _add_core_commands()
     _add_plugin_commands()
-    return cli.main(args=argv, prog_name="usable")
+    return cli
+
+
+def main(argv=None):
+    return make_cli().main(args=argv, prog_name="usable")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,14 @@
 A run becomes visible only when completely written: it is written as its own zarr store in a
 staging folder beside the results store, then moved into place with one ``rename`` (atomic on a
 POSIX filesystem). A crash mid-write leaves at most an orphan in the staging folder, never a
-half run. ``xr.open_zarr(path, group=run_id)`` reads any run directly.
+half run. ``xr.open_zarr(path, group=run_id, consolidated=False)`` reads any run directly (runs
+are not consolidated at the store root, because runs from concurrent writers come and go).
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import warnings
 import os
 import secrets
 import shutil
@@ -25,6 +28,16 @@ ZARR_FORMAT = 3
 
 class StoreError(RuntimeError):
     pass
+
+
+@contextlib.contextmanager
+def quiet_zarr():
+    """Silence zarr's notice that string arrays have no final v3 spec yet (we pin the format and
+    read our own stores); real errors still raise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
+        warnings.filterwarnings("ignore", message=".*Consolidated metadata is currently not part.*")
+        yield
 
 
 def _clean_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +101,8 @@ def write_run(path: str | os.PathLike, ds: xr.Dataset, run_id: str | None = None
         out = prepare(ds)
         out.attrs["run_id"] = run_id
         out.attrs["stored_time"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        out.to_zarr(str(stage), mode="w", zarr_format=ZARR_FORMAT, consolidated=True)
+        with quiet_zarr():
+            out.to_zarr(str(stage), mode="w", zarr_format=ZARR_FORMAT, consolidated=False)
         os.rename(stage, final)  # the commit: the run appears whole or not at all
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
@@ -111,7 +125,8 @@ def open_run(path: str | os.PathLike, run_id: str) -> xr.Dataset:
         close = difflib.get_close_matches(run_id, runs, n=3, cutoff=0.3)
         hint = f" Close matches: {', '.join(close)}." if close else ""
         raise StoreError(f"no run {run_id!r} in {path}.{hint} `usable results ls {path}` lists them.")
-    return xr.open_zarr(str(path), group=run_id)
+    with quiet_zarr():
+        return xr.open_zarr(str(path), group=run_id, consolidated=False)
 
 
 class Results:

@@ -1,0 +1,156 @@
+"""Sufficiency I_V(h^l → y) and minimality I_V(h^l → Dec(x, Y)) per layer (thesis section 2.2).
+
+For layer l the decoder family is the network's own suffix f^{L:l+1} (``Network.suffix(l)``,
+re-initialised, or the previous measurement's fitted decoder when warm-starting). All decoders
+are trained by ``usable.fit`` on cached frozen features: one fit call per (quantity, split) with
+one source per layer, so every layer's decoder trains in the same loop.
+
+Thesis protocol: the ``train`` values come from decoders fitted and evaluated on the training
+split, the ``test`` values from decoders fitted and evaluated on the test split (in-sample cross
+-entropy after training, in eval mode with fixed weights). The entropy terms are the empirical
+entropies of the labels of that split. ``sufficiency_heldout`` additionally evaluates the
+train-fitted sufficiency decoders on the test split (H_V(Y|∅) = train class frequencies on test).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from usable import Network, SourceData, Split
+from usable.fit import FitConfig, evaluate, fit
+from usable.info import class_null_logp, entropy_bits
+
+from .features import set_bn_mode
+from .relabel import digit_entropies, relabel
+
+SPLITS = ("train", "test")
+
+
+def _last_linear(module: nn.Module) -> tuple[nn.Module, str, nn.Linear] | None:
+    found = None
+    for parent in module.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.Linear):
+                found = (parent, name, child)
+    return found
+
+
+class SuffixDecoder:
+    """Decoder plugin object for layer l: ``build`` returns the suffix f^{L:l+1} of ``net`` with
+    fresh weights (or a copy of ``warm`` when given) and its last linear layer sized to n_out."""
+
+    def __init__(self, net: Network, layer: int, bn_mode: str = "batch", warm: nn.Module | None = None):
+        self.net, self.layer, self.bn_mode, self.warm = net, int(layer), bn_mode, warm
+
+    def build(self, in_shape, n_out) -> nn.Module:
+        if self.warm is not None:
+            model = copy.deepcopy(self.warm)
+        else:
+            model = self.net.suffix(self.layer, reinit=True)
+            found = _last_linear(model)
+            if found is None:
+                raise TypeError(f"the suffix after layer {self.layer} has no linear output layer to size")
+            parent, name, lin = found
+            if lin.out_features != n_out:
+                setattr(parent, name, nn.Linear(lin.in_features, n_out, bias=lin.bias is not None))
+        return set_bn_mode(model, self.bn_mode)
+
+    def __repr__(self):
+        return f"SuffixDecoder(layer={self.layer}, warm={self.warm is not None})"
+
+
+def decoder_config(**changes: Any) -> FitConfig:
+    """The thesis's decoder training: like the main network (AdamW, constant lr 2e-3, until the
+    training loss is <= 0.02 or the epoch limit)."""
+    base = FitConfig(epochs=30, batch_size=128, optimizer="adamw", lr=2e-3, lr_decay=1.0,
+                     weight_decay=0.01, eval_every=0, stop_loss=0.02, progress=False)
+    return replace(base, **changes)
+
+
+@dataclass
+class DIBResult:
+    """Per-layer values, arrays (layer, split) in bits; ``models`` for warm starts."""
+
+    layers: list[int]
+    sufficiency: np.ndarray
+    minimality: np.ndarray
+    cross_entropy: np.ndarray
+    label_entropy: np.ndarray
+    minimality_digits: np.ndarray        # (layer, split, digit) uncapped H(digit) − CE
+    digit_entropy: np.ndarray            # (split, digit)
+    sufficiency_heldout: np.ndarray      # (layer,)
+    n_digits: list[int]
+    decoder_epochs: dict[str, int] = field(default_factory=dict)
+    models: dict[str, list[nn.Module]] = field(default_factory=dict)
+
+
+def _fit_layers(feats: dict[int, torch.Tensor], y: torch.Tensor, n_classes: int, decoders, cfg: FitConfig,
+                seed: int, warm: list[nn.Module] | None):
+    layers = list(feats)
+    split = Split([feats[l] for l in layers], y)
+    data = SourceData(split, split, [f"h{l}" for l in layers], "classes", n_classes)
+    return fit(data, decoders, betas=[0.0], seeds=[seed], config=cfg, models=warm, desc="dib")
+
+
+def measure(net: Network, feats: dict[str, dict[int, torch.Tensor]], ys: dict[str, torch.Tensor],
+            n_classes: int, *, config: FitConfig | None = None, seed: int = 0, bn_mode: str = "batch",
+            minimality: bool = True, warm: dict[str, list[nn.Module]] | None = None) -> DIBResult:
+    """Sufficiency and minimality for the layers in ``feats[split]`` (dict layer -> h^l).
+
+    ``warm``: fitted decoder ensembles from an earlier call (keys ``sufficiency_train`` ...),
+    continued instead of re-initialised.
+    """
+    cfg = config or decoder_config()
+    layers = sorted(feats["train"])
+    warm = warm or {}
+    L, S = len(layers), len(SPLITS)
+    suff = np.zeros((L, S))
+    ce = np.zeros((L, S))
+    h_y = np.zeros(S)
+    digits = {s: relabel(ys[s], n_classes) for s in SPLITS}
+    nd_max = max(d.shape[1] for d in digits.values())
+    mini = np.zeros((L, S))
+    mini_d = np.full((L, S, nd_max), np.nan)
+    h_d = np.full((S, nd_max), np.nan)
+    models, epochs = {}, {}
+    for k, s in enumerate(SPLITS):
+        f, y = feats[s], ys[s]
+        h_y[k] = entropy_bits(y.numpy())
+        decs = [SuffixDecoder(net, l, bn_mode) for l in layers]
+        key = f"sufficiency_{s}"
+        res = _fit_layers(f, y, n_classes, decs, cfg, seed, warm.get(key))
+        logp, _ = evaluate(res.models, [f[l] for l in layers], y, target="classes", n_classes=n_classes,
+                           n_members=1, batch_size=cfg.eval_batch_size)
+        ce[:, k] = -logp[0].double().mean(dim=1).numpy()
+        suff[:, k] = h_y[k] - ce[:, k]
+        models[key], epochs[key] = res.models, res.epochs_run
+        if s == "train":
+            res_train = res
+        if minimality and digits[s].shape[1] > 0:
+            dg = digits[s]
+            nd = dg.shape[1]
+            h_d[k, :nd] = digit_entropies(dg)
+            key = f"minimality_{s}"
+            res = _fit_layers(f, dg, n_classes, decs, cfg, seed, warm.get(key))
+            logp, _ = evaluate(res.models, [f[l] for l in layers], dg, target="classes",
+                               n_classes=n_classes, n_members=1, batch_size=cfg.eval_batch_size)
+            ce_d = -logp[0].double().mean(dim=1).numpy()  # (layer, digit)
+            mini_d[:, k, :nd] = h_d[k, :nd][None, :] - ce_d
+            # V-information is >= 0: a decoder can always ignore h; capped per digit
+            mini[:, k] = np.clip(mini_d[:, k, :nd], 0.0, None).mean(axis=1)
+            models[key], epochs[key] = res.models, res.epochs_run
+        elif not minimality:
+            mini[:, k] = np.nan
+    # train-fitted sufficiency decoders on the test split: held-out usable information
+    logp, _ = evaluate(res_train.models, [feats["test"][l] for l in layers], ys["test"], target="classes",
+                       n_classes=n_classes, n_members=1, batch_size=cfg.eval_batch_size)
+    null, _ = class_null_logp(ys["train"], ys["test"], n_classes)
+    held = float(-null.double().mean()) - (-logp[0].double().mean(dim=1).numpy())
+    return DIBResult(layers=layers, sufficiency=suff, minimality=mini, cross_entropy=ce, label_entropy=h_y,
+                     minimality_digits=mini_d, digit_entropy=h_d, sufficiency_heldout=held,
+                     n_digits=[int(digits[s].shape[1]) for s in SPLITS], decoder_epochs=epochs, models=models)

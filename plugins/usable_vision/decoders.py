@@ -1,0 +1,190 @@
+"""Image decoders, each built as a ``usable.Network`` of named blocks (what nc and dib address).
+
+- ``resnet18``: the CIFAR ResNet-18 (3×3 stride-1 stem, no max-pool) from torchvision's own
+  BasicBlock; blocks stem, layer1..layer4, pool, head. Any input size and channel count.
+- ``cnn_plus`` / ``cnn_minus``: the thesis's f+ and f− (Cheong 2025, section 2.3, figure 2.3);
+  blocks block1..block3, head. Convolutions have no bias (batch norm follows each).
+- ``timm:<model>``: any timm model by name, random init, ``num_classes``/``in_chans`` from the
+  data; blocks features (forward_features) and head (forward_head).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from usable import Network, Param, SpecError
+
+
+def _image_shape(in_shape, who: str) -> tuple[int, int, int]:
+    if len(in_shape) != 3:
+        raise SpecError(f"decoder {who} needs image sources shaped (C, H, W); got {tuple(in_shape)}. "
+                        "Use an image source (digits, cifar10, fashion_mnist) or the mlp decoder.")
+    return tuple(int(s) for s in in_shape)
+
+
+def _conv_bn(c_in: int, c_out: int, k: int) -> list[nn.Module]:
+    # no bias: the batch norm right after it has its own shift (thesis section 2.3)
+    return [nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out)]
+
+
+def _pool(k: int, h: int, w: int) -> tuple[nn.Module, int, int]:
+    """k×k max-pool with stride k; on a map smaller than k it pools over what there is (so small
+    inputs such as 8×8 digits or cut crops still work); CIFAR/Fashion sizes are unaffected."""
+    kh, kw = min(k, h), min(k, w)
+    return nn.MaxPool2d((kh, kw), stride=(kh, kw)), h // kh, w // kw
+
+
+# ------------------------------------------------------------------------------------ thesis CNNs
+class ResidualConv(nn.Module):
+    """x ← ReLU(x + BN(conv3×3(x))): the skip half of an f+ block (width unchanged)."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv, self.bn = _conv_bn(c, c, 3)
+
+    def forward(self, x):
+        return torch.relu(x + self.bn(self.conv(x)))
+
+
+class CNNPlus:
+    """f+: three blocks x ← ReLU(x + BN(conv3×3(x))); x ← ReLU(maxpool2×2(BN(conv3×3(x) → d_l))),
+    then global max-pool and a linear head."""
+
+    def __init__(self, widths=(64, 128, 256)):
+        self.widths = list(widths)
+
+    def build(self, in_shape, n_out) -> Network:
+        c, h, w = _image_shape(in_shape, "cnn_plus")
+        blocks = []
+        for l, d in enumerate(self.widths, start=1):
+            pool, h, w = _pool(2, h, w)
+            blocks.append((f"block{l}", nn.Sequential(ResidualConv(c), *_conv_bn(c, d, 3), pool, nn.ReLU())))
+            c = d
+        blocks.append(("head", nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c, n_out))))
+        return Network(blocks)
+
+    def __repr__(self):
+        return f"CNNPlus(widths={self.widths})"
+
+
+class CNNMinus:
+    """f−: three blocks x ← ReLU(maxpool3×3(BN(conv5×5(x) → d_l/4))), then a linear head on the
+    flattened map (1×1 for CIFAR-10 and Fashion-MNIST, where the thesis drops the last pool)."""
+
+    def __init__(self, widths=(16, 32, 64)):
+        self.widths = list(widths)
+
+    def build(self, in_shape, n_out) -> Network:
+        c, h, w = _image_shape(in_shape, "cnn_minus")
+        blocks = []
+        for l, d in enumerate(self.widths, start=1):
+            pool, h, w = _pool(3, h, w)
+            blocks.append((f"block{l}", nn.Sequential(*_conv_bn(c, d, 5), pool, nn.ReLU())))
+            c = d
+        blocks.append(("head", nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, n_out))))
+        return Network(blocks)
+
+    def __repr__(self):
+        return f"CNNMinus(widths={self.widths})"
+
+
+# ------------------------------------------------------------------------------------ ResNet-18
+class ResNet18:
+    """CIFAR ResNet-18: conv3×3(stride 1)-BN-ReLU stem, no max-pool, 4 stages of 2 BasicBlocks
+    (widths w, 2w, 4w, 8w; strides 1, 2, 2, 2), global average pool, linear head."""
+
+    def __init__(self, width: int = 64):
+        self.width = int(width)
+
+    def build(self, in_shape, n_out) -> Network:
+        from torchvision.models.resnet import BasicBlock
+        c, _, _ = _image_shape(in_shape, "resnet18")
+        w = self.width
+        blocks = [("stem", nn.Sequential(nn.Conv2d(c, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU()))]
+        c_in = w
+        for k, (planes, stride) in enumerate([(w, 1), (2 * w, 2), (4 * w, 2), (8 * w, 2)], start=1):
+            down = None
+            if stride != 1 or c_in != planes:
+                down = nn.Sequential(nn.Conv2d(c_in, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+            blocks.append((f"layer{k}", nn.Sequential(BasicBlock(c_in, planes, stride, down), BasicBlock(planes, planes))))
+            c_in = planes
+        blocks += [("pool", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())),
+                   ("head", nn.Linear(c_in, n_out))]
+        net = Network(blocks)
+        for m in net.modules():  # torchvision's ResNet initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        return net
+
+    def __repr__(self):
+        return f"ResNet18(width={self.width})"
+
+
+# ------------------------------------------------------------------------------------ timm
+class _TimmPart(nn.Module):
+    """One half of a timm model. Both halves hold the same model (parameters are shared, so they
+    are counted and optimised once); ``Network.suffix`` copies give the head its own model."""
+
+    def __init__(self, model: nn.Module, part: str):
+        super().__init__()
+        self.model, self.part = model, part
+
+    def forward(self, x):
+        return self.model.forward_features(x) if self.part == "features" else self.model.forward_head(x)
+
+
+class Timm:
+    def __init__(self, model: str, drop_rate: float = 0.0, img_size: str = "auto"):
+        import timm
+        if not timm.is_model(model):
+            close = timm.list_models(f"*{model}*")[:8]
+            hint = f" Close names: {', '.join(close)}." if close else ""
+            raise SpecError(f"decoder timm: unknown timm model {model!r}.{hint} "
+                            "List them with python -c \"import timm; print(timm.list_models())\".")
+        self.model, self.drop_rate, self.img_size = model, float(drop_rate), img_size
+
+    def _create(self, c, h, w, n_out):
+        import timm
+        kw = dict(pretrained=False, num_classes=n_out, in_chans=c, drop_rate=self.drop_rate)
+        if self.img_size == "true" or (self.img_size == "auto" and h * w > 0):
+            try:  # vision transformers take the image size; convolutional models refuse the keyword
+                return timm.create_model(self.model, img_size=(h, w), **kw)
+            except TypeError:
+                if self.img_size == "true":
+                    raise
+        return timm.create_model(self.model, **kw)
+
+    def build(self, in_shape, n_out) -> Network:
+        c, h, w = _image_shape(in_shape, f"timm:{self.model}")
+        m = self._create(c, h, w, n_out)
+        if not (hasattr(m, "forward_features") and hasattr(m, "forward_head")):
+            return Network([("model", m)])
+        return Network([("features", _TimmPart(m, "features")), ("head", _TimmPart(m, "head"))])
+
+    def __repr__(self):
+        return f"Timm({self.model!r})"
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def register_all(register):
+    from usable.params import int_list
+    register("resnet18", ResNet18, params=[Param("width", 64, int, "channels of the first stage (64 = standard)")],
+             help="CIFAR ResNet-18 (3×3 stem, stride 1, no max-pool); any input size and channel count")
+    register("cnn_plus", CNNPlus, params=[Param("widths", "64-128-256", int_list, "block widths d1-d2-d3")],
+             help="the thesis CNN f+ (residual conv blocks, 2×2 max-pools, global max-pool, linear head)")
+    register("cnn_minus", CNNMinus, params=[Param("widths", "16-32-64", int_list, "block widths d_l/4")],
+             help="the thesis CNN f− (5×5 conv, 3×3 max-pool blocks, linear head)")
+    register("timm", Timm, params=[
+        Param("model", None, str, "timm model name, e.g. resnet18, mobilenetv3_small_050", required=True),
+        Param("drop_rate", 0.0, float, "dropout before the classifier"),
+        Param("img_size", "auto", str, "pass the input size to the model (auto: where it takes one)",
+              choices=("auto", "true", "false")),
+    ], help="any timm model by name (random init, no download): timm:<model>", positional="model")
+
+
+__all__ = ["CNNPlus", "CNNMinus", "ResNet18", "Timm", "count_parameters", "math"]
