@@ -255,6 +255,9 @@ def results_show(path, run, sel, mean_dim, attrs):
     run = _pick_run(res, run)
     ds = _select(res[run], sel)
     click.echo(f"run {run}: {ds.attrs.get('metric', '?')}  sources: {' '.join(ds.attrs.get('sources', []) or [])}")
+    if ds.attrs.get("kind") == "sweep":  # sweeps: say how complete the shown part is
+        from .sweep import sweep_status_line
+        click.echo(sweep_status_line(ds))
     click.echo(format_table(summarise(ds, over=mean_dim)))
     if attrs:
         for k, v in sorted(ds.attrs.items()):
@@ -299,7 +302,15 @@ def results_plot(path, run, out, plot_kind, sel):
     run = _pick_run(res, run)
     ds = _select(res[run], sel)
     out = out or str(Path(path).with_suffix("")) + f"-{run}.png"
-    written = plot_run(ds, out, kind=plot_kind)
+    try:
+        written = plot_run(ds, out, kind=plot_kind)
+    except Exception as exc:
+        if ds.attrs.get("kind") != "sweep":
+            raise
+        # a metric's own plot may not expect the grid dims of a sweep: fall back to the generic one
+        from .plotting import plot_generic
+        click.echo(f"the metric's plot failed on this sweep ({exc}); using the generic plot", err=True)
+        written = plot_generic(ds, out)
     for w in written if isinstance(written, list) else [written]:
         click.echo(f"wrote {w}")
 

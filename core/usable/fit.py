@@ -111,6 +111,48 @@ def _log_lik(out: torch.Tensor, y: torch.Tensor, target: str, heads: int | None,
     return torch.gather(logp, -1, y.unsqueeze(-1)).squeeze(-1)
 
 
+def _log_lik_and_pred(out: torch.Tensor, y: torch.Tensor, target: str, heads: int | None,
+                      n_classes: int, log_sigma: torch.Tensor | None, want_pred: bool):
+    """The training step's ``_log_lik`` plus, if asked, what the divergence compares (class
+    probabilities as exp(log-softmax), reusing it instead of a second softmax; or the means)."""
+    if target == "real":
+        return _log_lik(out, y, target, heads, n_classes, log_sigma), (out if want_pred else None)
+    if heads:
+        out = out.reshape(*out.shape[:-1], heads, n_classes)
+    logp = torch.log_softmax(out, dim=-1)
+    ll = torch.gather(logp, -1, y.unsqueeze(-1)).squeeze(-1)
+    return ll, (logp.exp() if want_pred else None)
+
+
+# Sources up to this size (all members together) are re-ordered once per epoch (see ``fit``).
+_PREGATHER_BYTES = 256 * 2**20
+
+
+def _flatten_params(params: Sequence[torch.Tensor]) -> nn.Parameter | None:
+    """Make every trainable tensor a view into one flat parameter, and its gradient a view into one
+    flat gradient, so the optimiser runs a handful of kernels per step instead of a few per tensor
+    (with ~30 small tensors that per-tensor loop was a large share of a step on CPU). Every
+    optimiser here is element-wise, so the numbers are the same. Returns None (use the tensors as
+    they are) when they do not share one dtype and device."""
+    uniq = list({id(p): p for p in params if p.requires_grad}.values())
+    if not uniq or len({(p.dtype, p.device) for p in uniq}) != 1 or any(p.is_sparse for p in uniq):
+        return None
+    total = sum(p.numel() for p in uniq)
+    data = torch.empty(total, dtype=uniq[0].dtype, device=uniq[0].device)
+    grad = torch.zeros_like(data)
+    offset = 0
+    for p in uniq:
+        k = p.numel()
+        data[offset:offset + k].copy_(p.detach().reshape(-1))
+        p.data = data[offset:offset + k].view(p.shape)
+        # autograd accumulates in place into an existing .grad, i.e. into the flat gradient
+        p.grad = grad[offset:offset + k].view(p.shape)
+        offset += k
+    flat = nn.Parameter(data)
+    flat.grad = grad
+    return flat
+
+
 def combine_divergence(div_fn: Callable, preds: Sequence[torch.Tensor], form: str) -> torch.Tensor:
     """D(f_1..f_n) per sample from a pairwise divergence: ``pairwise`` mean over the n(n-1)/2
     pairs (exact, O(n²)) or ``consensus`` mean divergence of each prediction to their mean (O(n))."""
@@ -119,6 +161,8 @@ def combine_divergence(div_fn: Callable, preds: Sequence[torch.Tensor], form: st
     if len(preds) < 2:
         return torch.zeros(preds[0].shape[:-1], device=preds[0].device)
     if form == "pairwise":
+        if len(preds) == 2:
+            return div_fn(preds[0], preds[1])
         terms = [div_fn(a, b) for a, b in itertools.combinations(preds, 2)]
     else:
         centre = torch.stack(list(preds)).mean(dim=0)
@@ -165,7 +209,7 @@ def evaluate(models, xs, y, *, target: str, n_classes: int | None, n_members: in
     yd = y.to(device).unsqueeze(0).expand(n_members, *y.shape)
     logps = []
     for i, out in enumerate(outs):
-        ls = None if log_sigma is None else log_sigma[:, i]
+        ls = None if log_sigma is None else log_sigma[:, i].detach()  # evaluation: no graph
         logps.append(_log_lik(out, yd, target, heads, n_classes or 0, ls) * LOG2E)
     logp = torch.stack(logps, dim=1).cpu()
     div = None
@@ -219,13 +263,19 @@ def fit(data: SourceData, decoders, *, divergence: Callable | None = None,
     if target == "real":
         log_sigma = nn.Parameter(torch.zeros(E, n, device=device))
         params.append(log_sigma)
-    opt = _make_optimizer(params, cfg)
+    flat = _flatten_params(params)
+    opt = _make_optimizer([flat] if flat is not None else params, cfg)
     lr_sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_decay)
     xs_tr = [x.to(device) for x in data.train.xs]
     N, B = len(data.train), min(cfg.batch_size, len(data.train))
     steps = math.ceil(N / B)
     gens = [torch.Generator().manual_seed(member_seed(s, 10_007)) for s in member_seeds]
     factor = schedule or (lambda t, epochs: 1.0)
+    want_div = divergence is not None and n > 1
+    no_div = torch.zeros(E, device=device)
+    # Small sources are gathered into each epoch's order once, so a step takes a slice (a view)
+    # instead of an index gather per source; big ones (images) are gathered batch by batch.
+    pre = [E * x.numel() * x.element_size() <= _PREGATHER_BYTES for x in xs_tr]
 
     hist = {k: [] for k in ("train_loss", "train_ce", "train_divergence", "beta", "test_ce")}
     state = FitState(models=models, log_sigma=log_sigma, device=device, n_members=E)
@@ -235,34 +285,40 @@ def fit(data: SourceData, decoders, *, divergence: Callable | None = None,
         for m in models:
             m.train()
         perms = torch.stack([torch.randperm(N, generator=g) for g in gens]).to(device)  # (E, N)
-        sums = torch.zeros(3 + n, E, dtype=torch.float64)  # loss, div, beta, ce_i
+        y_ep = y_tr[perms]
+        xs_ep = [x[perms] if p else None for x, p in zip(xs_tr, pre)]
+        # Per-step records stay on the device and are summed once per epoch: no per-step sync.
+        records, weights = [], []
         for step in range(steps):
-            idx = perms[:, step * B:(step + 1) * B]  # (E, b): each member its own batch
-            yb = y_tr[idx]
+            sl = slice(step * B, (step + 1) * B)  # each member its own batch (its own permutation)
+            yb = y_ep[:, sl]
             t = epoch + (step / steps if cfg.schedule_per_step else 0.0)
             beta_t = beta_vec * float(factor(t, cfg.epochs))
-            outs = [m(x[idx]) for m, x in zip(models, xs_tr)]
-            ces = []
+            outs = [m(xe[:, sl] if xe is not None else x[perms[:, sl]])
+                    for m, x, xe in zip(models, xs_tr, xs_ep)]
+            ces, preds = [], []
             for i, out in enumerate(outs):
                 ls = None if log_sigma is None else log_sigma[:, i]
-                ll = _log_lik(out, yb, target, heads, K, ls)
+                ll, pred = _log_lik_and_pred(out, yb, target, heads, K, ls, want_div)
                 ces.append(-ll.reshape(E, -1).mean(dim=1))
+                preds.append(pred)
             ce = torch.stack(ces)  # (n, E)
             loss_e = ce.mean(dim=0)
-            div_e = torch.zeros(E, device=device)
-            if divergence is not None and n > 1:
-                preds = [_softmax_or_mean(o, target, heads, K) for o in outs]
+            div_e = no_div
+            if want_div:
                 div_e = combine_divergence(divergence, preds, cfg.divergence_form).reshape(E, -1).mean(dim=1)
                 loss_e = loss_e + beta_t * div_e
-            opt.zero_grad(set_to_none=True)
+            if flat is not None:
+                flat.grad.zero_()
+            else:
+                opt.zero_grad(set_to_none=True)
             loss_e.sum().backward()
             opt.step()
-            w = idx.shape[1] / N
-            with torch.no_grad():
-                sums[0] += loss_e.detach().double().cpu() * w
-                sums[1] += div_e.detach().double().cpu() * w
-                sums[2] += beta_t.detach().double().cpu() * w
-                sums[3:] += ce.detach().double().cpu() * w
+            records.append(torch.cat([loss_e.detach(), div_e.detach(), beta_t, ce.detach().reshape(-1)]))
+            weights.append(yb.shape[1] / N)
+        sums = (torch.stack(records).double().cpu()
+                * torch.tensor(weights, dtype=torch.float64)[:, None]).sum(dim=0)
+        sums = sums.reshape(3 + n, E)  # loss, div, beta, ce_i
         lr_sched.step()
         epochs_run = epoch + 1
         hist["train_loss"].append(sums[0].numpy())

@@ -47,16 +47,15 @@ def plot_generic(ds: xr.Dataset, out: str) -> str:
             for k in range(m2.sizes["_series"]):
                 y = m2.isel(_series=k).values
                 lab = str(m2["_series"].values[k])
-                ax.plot(pos, y, marker="o", label=lab)
-                if s2 is not None:
-                    e = s2.isel(_series=k).values
-                    ax.fill_between(pos, y - e, y + e, alpha=0.2)
+                e = s2.isel(_series=k).values if s2 is not None else None
+                ax.errorbar(pos, y, yerr=e, marker="o", capsize=3, label=lab)
             if not numeric:
                 ax.set_xticks(list(pos), [str(t) for t in xs], rotation=30)
             ax.set_xlabel(x)
             if m2.sizes["_series"] > 1:
                 ax.legend(fontsize=7)
-        ax.set_title(da.attrs.get("long_name", v)[:60], fontsize=8)
+        ax.set_title(da.attrs.get("long_name", v)[:60] + (" (mean ± sd over seeds)" if sd is not None else ""),
+                     fontsize=8)
         ax.set_ylabel(f"{v} ({da.attrs.get('units', '')})")
     fig.tight_layout()
     fig.savefig(out, dpi=120)

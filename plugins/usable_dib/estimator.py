@@ -13,7 +13,6 @@ train-fitted sufficiency decoders on the test split (H_V(Y|∅) = train class fr
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
@@ -42,26 +41,24 @@ def _last_linear(module: nn.Module) -> tuple[nn.Module, str, nn.Linear] | None:
 
 class SuffixDecoder:
     """Decoder plugin object for layer l: ``build`` returns the suffix f^{L:l+1} of ``net`` with
-    fresh weights (or a copy of ``warm`` when given) and its last linear layer sized to n_out."""
+    fresh weights and its last linear layer sized to n_out (N_D·C outputs for the relabellings).
+    Warm starts do not come through here: the fitted ensembles are handed back to ``fit``."""
 
-    def __init__(self, net: Network, layer: int, bn_mode: str = "batch", warm: nn.Module | None = None):
-        self.net, self.layer, self.bn_mode, self.warm = net, int(layer), bn_mode, warm
+    def __init__(self, net: Network, layer: int, bn_mode: str = "batch"):
+        self.net, self.layer, self.bn_mode = net, int(layer), bn_mode
 
     def build(self, in_shape, n_out) -> nn.Module:
-        if self.warm is not None:
-            model = copy.deepcopy(self.warm)
-        else:
-            model = self.net.suffix(self.layer, reinit=True)
-            found = _last_linear(model)
-            if found is None:
-                raise TypeError(f"the suffix after layer {self.layer} has no linear output layer to size")
-            parent, name, lin = found
-            if lin.out_features != n_out:
-                setattr(parent, name, nn.Linear(lin.in_features, n_out, bias=lin.bias is not None))
+        model = self.net.suffix(self.layer, reinit=True)
+        found = _last_linear(model)
+        if found is None:
+            raise TypeError(f"the suffix after layer {self.layer} has no linear output layer to size")
+        parent, name, lin = found
+        if lin.out_features != n_out:
+            setattr(parent, name, nn.Linear(lin.in_features, n_out, bias=lin.bias is not None))
         return set_bn_mode(model, self.bn_mode)
 
     def __repr__(self):
-        return f"SuffixDecoder(layer={self.layer}, warm={self.warm is not None})"
+        return f"SuffixDecoder(layer={self.layer})"
 
 
 def decoder_config(**changes: Any) -> FitConfig:

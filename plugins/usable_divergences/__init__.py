@@ -11,6 +11,13 @@ import torch
 from usable import Param, hookimpl
 
 _EPS = 1e-12
+_TINY = 1e-30
+
+
+def _sqrt0(x):
+    """√x that is exact (no additive ε bias) and has a finite gradient at x = 0: training ends at
+    p = q, where √ of a squared distance would otherwise backpropagate 0·∞ = NaN."""
+    return torch.where(x > 0, x.clamp_min(_TINY).sqrt(), torch.zeros_like(x))
 
 
 def _kl(p, q):
@@ -47,8 +54,8 @@ def make_skl():
 def make_hellinger(squared: bool = False):
     """Hellinger distance sqrt(½ Σ_k (√p_k − √q_k)²) ∈ [0, 1] (squared=true: its square)."""
     def hellinger(p, q):
-        h2 = 0.5 * ((p.clamp_min(0).sqrt() - q.clamp_min(0).sqrt()) ** 2).sum(-1)
-        return h2 if squared else (h2 + _EPS).sqrt() - math.sqrt(_EPS)
+        h2 = 0.5 * ((_sqrt0(p) - _sqrt0(q)) ** 2).sum(-1)  # saturated softmax: p_k = 0 exactly
+        return h2 if squared else _sqrt0(h2)
     return hellinger
 
 
@@ -56,7 +63,7 @@ def make_l2(squared: bool = False):
     """Euclidean distance ‖p − q‖₂ ∈ [0, √2] (squared=true: ‖p − q‖₂² ∈ [0, 2])."""
     def l2(p, q):
         s = ((p - q) ** 2).sum(-1)
-        return s if squared else (s + _EPS).sqrt() - math.sqrt(_EPS)
+        return s if squared else _sqrt0(s)
     return l2
 
 

@@ -69,7 +69,25 @@ def compute_usable(ctx, joint: bool = False, pvi: bool = True) -> xr.Dataset:
     return ds
 
 
-def compute_rine(ctx) -> xr.Dataset:
+def per_class_redundancy(logp: np.ndarray, null: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per class c: H_null(c) − mean CE over the test samples of class c (RINE paper fig. 2C).
+
+    ``logp``: (..., n_sources, N) log2 f_i(y|x) on the test split; ``null``: (N,) log2 p_null(y).
+    Returns (redundancy (..., C), null entropy (C,)); classes absent from the test split are NaN.
+    Weighted by the test class frequencies, the per-class values average to the overall I∩.
+    """
+    ce = -logp.mean(axis=-2)  # mean over sources, (..., N)
+    out = np.full(ce.shape[:-1] + (n_classes,), np.nan)
+    h = np.full(n_classes, np.nan)
+    for c in range(n_classes):
+        sel = y == c
+        if sel.any():
+            h[c] = float(-null[sel].mean())
+            out[..., c] = h[c] - ce[..., sel].mean(axis=-1)
+    return out, h
+
+
+def compute_rine(ctx, per_class: bool = False) -> xr.Dataset:
     """I∩ = H_V(Y|∅) − (1/n) Σ_i H_{f_i}(Y|X_i) with decoders trained under β·D(f_1..f_n)."""
     data = ctx.data
     if data.n_sources < 2:
@@ -99,6 +117,19 @@ def compute_rine(ctx) -> xr.Dataset:
     hist = curves(res, betas_axis=True)
     for k, v in hist.items():
         ds[k] = xr.Variable(v.dims, np.take(v.values, keep, axis=2), v.attrs)
+    if per_class:
+        if data.target != "classes" or data.test.y.ndim != 1:
+            raise ValueError("rine:per_class=true needs a single class target (this source has a "
+                             f"{data.target} target of shape {tuple(data.test.y.shape)})")
+        logp = res.by_seed_beta(res.test_logp.double().numpy())[:, keep]  # (seed, beta, source, N)
+        ri_c, h_c = per_class_redundancy(logp, null.double().numpy(), data.test.y.numpy(), data.n_classes)
+        ds["redundant_information_per_class"] = _var(
+            ri_c, ("seed", "beta", "class"), "redundant information per class: H_null(c) − mean held-out "
+            "cross-entropy on the test samples of class c")
+        ds["null_entropy_per_class"] = _var(h_c, ("class",), "−log2 p_null(c): the null cross-entropy of class c")
+        ds = ds.assign_coords({"class": np.arange(data.n_classes)})
+        if data.class_names:
+            ds = ds.assign_coords(class_name=("class", [str(c) for c in data.class_names]))
     ds.attrs.update(null_attrs)
     ds.attrs.update({"headline": ["redundant_information", "divergence", "usable_information"],
                      "divergence_form": ctx.fit_config.divergence_form,
@@ -112,4 +143,6 @@ def register_all(register):
         Param("joint", False, bool, "also fit one decoder on all sources concatenated"),
         Param("pvi", True, bool, "store per-sample pointwise V-information (dim sample)"),
     ], help="usable information I_V(X→Y) of each source, in bits on the test split")
-    register("rine", compute_rine, help="redundant information of n ≥ 2 sources (RINE), in bits")
+    register("rine", compute_rine, params=[
+        Param("per_class", False, bool, "also report redundant information per class (dim class)"),
+    ], help="redundant information of n ≥ 2 sources (RINE), in bits")

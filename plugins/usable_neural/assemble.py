@@ -82,7 +82,7 @@ def build_source_data(features: list[TrialFeatures], windows: list[Window], *, t
     xs: list[np.ndarray] = []
     names: list[list[str]] = []
     for f, sname, ix in zip(features, sess_names, idx):
-        present = sorted(set(f.unit_groups.tolist()))
+        present = list(dict.fromkeys(f.unit_groups.tolist()))  # order of the units table
         chosen = list(groups) if groups else present
         missing = [g for g in chosen if g not in present]
         if missing:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 NORMALISATIONS = ("counts", "rate", "sqrt")
+EDGE_SLACK_S = 1e-9
 
 
 @dataclass(frozen=True)
@@ -115,14 +116,15 @@ def check_within_trials(windows: list[Window], events: np.ndarray, starts: np.nd
     before = (starts - events) * 1000.0  # ms, <= 0 normally
     after = (stops - events) * 1000.0
     lo, hi = float(np.max(before)), float(np.min(after))
+    # 1 ns slack: a window edge meant to sit on a trial boundary may miss it by float rounding.
     for w in windows:
-        bad_start = events + w.start_ms / 1000.0 < starts
-        bad_stop = events + w.stop_ms / 1000.0 > stops
+        bad_start = events + w.start_ms / 1000.0 < starts - EDGE_SLACK_S
+        bad_stop = events + w.stop_ms / 1000.0 > stops + EDGE_SLACK_S
         n_bad = int((bad_start | bad_stop).sum())
         if n_bad:
             raise ValueError(
                 f"{where}: window {w.label} lies outside {n_bad} of {len(events)} trials "
-                f"(relative to {event_name}, every kept trial covers only {lo:g} to {hi:g} ms). "
+                f"(relative to {event_name}, every kept trial covers only {lo:.6g} to {hi:.6g} ms). "
                 f"Choose windows inside that range, or pass check_bounds=false to count spikes "
                 f"outside the trial boundaries anyway."
             )

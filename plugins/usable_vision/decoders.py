@@ -9,8 +9,6 @@
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -187,4 +185,4 @@ def register_all(register):
     ], help="any timm model by name (random init, no download): timm:<model>", positional="model")
 
 
-__all__ = ["CNNPlus", "CNNMinus", "ResNet18", "Timm", "count_parameters", "math"]
+__all__ = ["CNNPlus", "CNNMinus", "ResNet18", "Timm", "count_parameters"]

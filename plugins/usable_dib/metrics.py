@@ -1,0 +1,269 @@
+"""Metrics ``dib`` (sufficiency and minimality of every layer of a trained network) and
+``track`` (the thesis protocol: train, and after every k-th epoch measure every layer)."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from tqdm.auto import tqdm
+
+from usable import Param, SourceData
+from usable.fit import FitConfig, fit
+
+from .estimator import SPLITS, decoder_config, measure
+from .features import BN_MODES, as_network, layer_features
+from .layers import (NetworkDecoder, balanced_subset, classifier_for, loss_accuracy, nc_layer,
+                     parse_layers)
+from .progressive_store import EpochStore, spec_key
+
+FIT_AND_EVAL = ("train values: decoders fitted and evaluated on the training split; test values: "
+                "decoders fitted and evaluated on the test split (thesis section 2.3); "
+                "sufficiency_heldout: fitted on train, evaluated on test")
+
+
+def _var(data, dims, long_name, units="bit", **attrs):
+    return xr.Variable(dims, np.asarray(data), {"long_name": long_name, "units": units, **attrs})
+
+
+def _check_classes(data: SourceData, who: str) -> None:
+    if data.target != "classes" or data.train.y.ndim != 1:
+        raise ValueError(f"{who} needs a single class target (sufficiency and relabellings are defined "
+                         f"for classes); this source has a {data.target} target of shape {tuple(data.train.y.shape)}")
+    if data.n_sources != 1:
+        raise ValueError(f"{who} analyses one network on one source; got {data.n_sources} sources "
+                         f"({', '.join(data.names)}). Give one --source that yields one source.")
+
+
+def measure_network(net, data: SourceData, layers: list[int], *, dec_cfg: FitConfig, bn_mode: str,
+                    seed: int, minimality: bool = True, nc: bool = True, warm=None,
+                    memory_limit_mb: float = 2048.0, eval_batch_size: int = 1024):
+    """Everything measured at one moment of training, as (layer, split) arrays, plus the fitted
+    decoders (for warm starts). Features are computed once per split and shared by NC, the
+    sufficiency decoders and the minimality decoders."""
+    C = int(data.n_classes)
+    xs = {"train": data.train.xs[0], "test": data.test.xs[0]}
+    ys = {"train": data.train.y, "test": data.test.y}
+    feats = {s: layer_features(net, xs[s], layers, batch_size=eval_batch_size,
+                               memory_limit_mb=memory_limit_mb / 2) for s in SPLITS}
+    out: dict[str, Any] = {}
+    logits = {}
+    for k, s in enumerate(SPLITS):
+        loss, acc, logits[s] = loss_accuracy(net, xs[s], ys[s], eval_batch_size)
+        out.setdefault("loss", np.zeros(len(SPLITS)))[k] = loss
+        out.setdefault("accuracy", np.zeros(len(SPLITS)))[k] = acc
+    if nc:
+        L = len(net.layer_names)
+        nc_vals: dict[str, np.ndarray] = {}
+        for k, s in enumerate(SPLITS):
+            for j, l in enumerate(layers):
+                h = feats[s][l]
+                D = int(np.prod(h.shape[1:]))
+                cls = classifier_for(net, D) if l == L - 1 else None
+                for key, v in nc_layer(h.reshape(h.shape[0], -1), ys[s], C, logits[s], cls).items():
+                    nc_vals.setdefault(key, np.full((len(layers), len(SPLITS)), np.nan))[j, k] = v
+        out["nc"] = nc_vals
+    res = measure(net, feats, ys, C, config=dec_cfg, seed=seed, bn_mode=bn_mode, minimality=minimality,
+                  warm=warm)
+    out["dib"] = res
+    return out
+
+
+def _layer_name(blocks: list[str], l: int) -> str:
+    """h^0 is the input; h^l is the output of block l (1-based), i.e. blocks[l - 1]."""
+    return "input" if l == 0 else blocks[l - 1]
+
+
+def _dataset(m: dict[str, Any], layers: list[int], layer_names: list[str]) -> xr.Dataset:
+    r = m["dib"]
+    nd = r.digit_entropy.shape[1]
+    dv = {
+        "sufficiency": _var(r.sufficiency, ("layer", "split"), "sufficiency I_V(h^l → y) = H(y) − CE of the suffix decoder"),
+        "minimality": _var(r.minimality, ("layer", "split"),
+                           "minimality I_V(h^l → Dec(x,Y)): mean over digits of max(0, H(digit) − CE)"),
+        "cross_entropy": _var(r.cross_entropy, ("layer", "split"), "cross-entropy of the sufficiency decoder"),
+        "label_entropy": _var(r.label_entropy, ("split",), "empirical entropy H(y) of the split's labels"),
+        "minimality_digit": _var(r.minimality_digits, ("layer", "split", "digit"),
+                                 "H(digit) − CE of each relabelling head (uncapped; NaN where a split has fewer digits)"),
+        "digit_entropy": _var(r.digit_entropy, ("split", "digit"), "empirical entropy of each relabelling digit"),
+        "sufficiency_heldout": _var(r.sufficiency_heldout, ("layer",),
+                                    "I_V(h^l → y) of the train-fitted suffix decoder on the test split"),
+        "loss": _var(m["loss"], ("split",), "main network cross-entropy", units="nat"),
+        "accuracy": _var(m["accuracy"], ("split",), "main network accuracy", units="1"),
+    }
+    for key, arr in m.get("nc", {}).items():
+        dv[f"nc_{key}" if not key.startswith("nc") else key] = _var(arr, ("layer", "split"), f"neural collapse: {key} (usable_nc)", units="1")
+    ds = xr.Dataset(dv, coords={"layer": layers, "split": list(SPLITS), "digit": np.arange(nd),
+                                "layer_name": ("layer", [_layer_name(layer_names, l) for l in layers])})
+    ds.attrs["n_digits"] = r.n_digits
+    ds.attrs["decoder_epochs"] = json.dumps(r.decoder_epochs)
+    return ds
+
+
+def _common_attrs(data, layers, bn_mode, dec_cfg, net) -> dict[str, Any]:
+    return {"fit_and_evaluation": FIT_AND_EVAL, "bn_mode": bn_mode,
+            "layer_meaning": "layer 0 = the raw input; layer l = output of block l; decoder = the network's suffix f^{L:l+1}",
+            "blocks": list(net.layer_names), "decoder_fit": json.dumps(dec_cfg.to_attrs()),
+            "relabelling": "thesis algorithm 2: within-class index in base C, least significant digit first; "
+                           "N_D = smallest k with C^k >= largest class (integer arithmetic)",
+            "n_classes": int(data.n_classes), "train_size": len(data.train), "test_size": len(data.test)}
+
+
+def _dec_cfg(ctx, dib_epochs: int, dib_lr: float, dib_stop_loss: float) -> FitConfig:
+    fc = ctx.fit_config
+    return decoder_config(epochs=int(dib_epochs), lr=float(dib_lr), batch_size=fc.batch_size,
+                          stop_loss=None if dib_stop_loss <= 0 else float(dib_stop_loss),
+                          device=fc.device, threads=fc.threads, eval_batch_size=fc.eval_batch_size)
+
+
+# ------------------------------------------------------------------------------------ dib
+def compute_dib(ctx, layers: str = "all", dib_epochs: int = 30, dib_lr: float = 2e-3, dib_stop_loss: float = 0.02,
+                bn_mode: str = "batch", minimality: bool = True, nc: bool = False,
+                memory_limit_mb: float = 2048.0) -> xr.Dataset:
+    """Train the decoder network (the run's fit settings), then sufficiency and minimality of every layer."""
+    data = ctx.data
+    _check_classes(data, "dib")
+    dec = NetworkDecoder(ctx.decoder_obj(), bn_mode)
+    dec_cfg = _dec_cfg(ctx, dib_epochs, dib_lr, dib_stop_loss)
+    per_seed = []
+    for seed in ctx.seeds:
+        res = ctx.fit(data, betas=[0.0], seeds=[seed], decoders=dec, desc=f"dib: main network, seed {seed}")
+        net = as_network(res.models[0])
+        ls = parse_layers(layers, len(net.layer_names))
+        m = measure_network(net, data, ls, dec_cfg=dec_cfg, bn_mode=bn_mode, seed=seed, minimality=minimality,
+                            nc=nc, memory_limit_mb=memory_limit_mb, eval_batch_size=ctx.fit_config.eval_batch_size)
+        per_seed.append(_dataset(m, ls, net.layer_names))
+    ds = xr.concat(per_seed, dim="seed", data_vars="all", coords="minimal", compat="override",
+                   combine_attrs="override").assign_coords(seed=list(ctx.seeds))
+    ds.attrs.update(_common_attrs(data, ls, bn_mode, dec_cfg, net))
+    ds.attrs["headline"] = ["sufficiency", "minimality", "sufficiency_heldout"]
+    return ds
+
+
+# ------------------------------------------------------------------------------------ track
+THESIS = dict(optimizer="adamw", lr=2e-3, lr_decay=1.0, weight_decay=0.01, stop_loss=0.02)
+
+
+def compute_track(ctx, max_epochs: int = 50, every: int = 1, layers: str = "all", dib_epochs: int = 30,
+                  dib_lr: float = 2e-3, dib_stop_loss: float = 0.02, lr: float = 2e-3, stop_loss: float = 0.02,
+                  warm_start: bool = False, balance: bool = True, bn_mode: str = "batch",
+                  minimality: bool = True, nc: bool = True, checkpoint: str = "",
+                  memory_limit_mb: float = 2048.0) -> xr.Dataset:
+    """Train with the thesis protocol; after every ``every``-th epoch (and the last) measure NC,
+    sufficiency, minimality, loss and accuracy of every layer on train and test."""
+    data = ctx.data
+    _check_classes(data, "track")
+    if len(ctx.seeds) != 1:
+        raise ValueError(f"track follows one training run; got seeds {ctx.seeds}. Run once per seed (--seed 3).")
+    if every < 1:
+        raise ValueError(f"every={every}: measure every k-th epoch with k >= 1")
+    seed = int(ctx.seeds[0])
+    attrs: dict[str, Any] = {}
+    if balance:
+        data, info = balanced_subset(data, len(data.test), seed)
+        attrs.update(info)
+    attrs["balanced_training_subset"] = bool(balance)
+    main_cfg = replace(ctx.fit_config, epochs=int(max_epochs), lr=float(lr),
+                       stop_loss=None if stop_loss <= 0 else float(stop_loss), eval_every=0,
+                       **{k: v for k, v in THESIS.items() if k not in ("lr", "stop_loss")})
+    dec_cfg = _dec_cfg(ctx, dib_epochs, dib_lr, dib_stop_loss)
+    dec = NetworkDecoder(ctx.decoder_obj(), bn_mode)
+    spec = spec_key({"sources": [str(s) for s in ctx.sources], "decoder": str(ctx.decoder), "seed": seed,
+                     "every": every, "layers": layers, "dib_epochs": dib_epochs, "dib_lr": dib_lr,
+                     "lr": lr, "bn_mode": bn_mode, "balance": balance, "warm_start": warm_start,
+                     "minimality": minimality, "nc": nc, "batch_size": main_cfg.batch_size})
+    store = EpochStore(checkpoint) if checkpoint else None
+    done, models, finished = 0, None, False
+    if store is not None:
+        store.check_spec(spec)
+        state = store.load_state()
+        if state is not None:
+            done, finished = int(state["epochs_done"]), bool(state.get("finished", False))
+            from usable.ensemble import make_ensemble
+            models = [make_ensemble(dec, data.in_shape(0), int(data.n_classes), [seed])]
+            models[0].load_state_dict(state["model"])
+    parts: list[xr.Dataset] = []
+    warm = None
+    measured: set[int] = set(store.done_epochs()) if store is not None else set()
+
+    def record(e: int, model) -> None:
+        nonlocal warm
+        net = as_network(model)
+        layer_list = parse_layers(layers, len(net.layer_names))
+        m = measure_network(net, data, layer_list, dec_cfg=dec_cfg, bn_mode=bn_mode, seed=seed,
+                            minimality=minimality, nc=nc, warm=warm if warm_start else None,
+                            memory_limit_mb=memory_limit_mb, eval_batch_size=main_cfg.eval_batch_size)
+        warm = m["dib"].models
+        ds = _dataset(m, layer_list, net.layer_names).expand_dims(epoch=[e])
+        parts.append(ds)
+        measured.add(e)
+        if store is not None:
+            store.write_epoch(ds, e)
+
+    def on_epoch_end(epoch: int, st) -> None:
+        e = done + epoch + 1  # epochs trained so far
+        if e % every == 0 or e == max_epochs:
+            record(e, st.models[0])
+        if store is not None:  # data first, then the state it belongs to (see progressive_store)
+            store.save_state({"model": st.models[0].state_dict(), "epochs_done": e, "spec": spec})
+
+    if not finished and done < max_epochs:
+        result = fit(data, dec, betas=[0.0], seeds=[seed], config=replace(main_cfg, epochs=max_epochs - done),
+                     on_epoch_end=on_epoch_end, models=models, desc="track")
+        models = result.models
+        last = done + result.epochs_run
+        if last not in measured:  # stopped by the loss threshold between two measured epochs
+            record(last, models[0])
+        if store is not None:
+            # "finished" only when the loss threshold ended training; a larger max_epochs continues
+            store.save_state({"model": models[0].state_dict(), "epochs_done": last, "spec": spec,
+                              "finished": result.epochs_run < max_epochs - done})
+    if store is not None:
+        ds = store.combined()
+    elif parts:
+        ds = xr.concat(parts, dim="epoch", data_vars="minimal", coords="minimal", compat="override",
+                       combine_attrs="override")
+    else:
+        raise ValueError("no epoch was measured")
+    net = as_network(models[0])
+    ds.attrs.update(_common_attrs(data, sorted(int(l) for l in ds.layer.values), bn_mode, dec_cfg, net))
+    ds.attrs.update(attrs)
+    ds.attrs.update({"main_fit": json.dumps(main_cfg.to_attrs()), "measure_every": int(every),
+                     "warm_start": bool(warm_start), "epochs_trained": int(ds.epoch.values.max()),
+                     "checkpoint": checkpoint or "none",
+                     "protocol": "thesis 2.3: AdamW, constant lr, until training loss <= stop_loss or max_epochs; "
+                                 "no augmentation; batch norm mode " + bn_mode,
+                     "headline": ["nc1", "sufficiency", "minimality", "accuracy"] if nc else
+                                 ["sufficiency", "minimality", "accuracy"]})
+    return ds
+
+
+def register_all(register):
+    from .plots import plot_dib, plot_track
+    common = [
+        Param("layers", "all", str, "'all' or layer indices separated by ';' such as 0;2 (0 = input, l = output of block l)"),
+        Param("dib_epochs", 30, int, "epoch limit of each sufficiency/minimality decoder fit"),
+        Param("dib_lr", 2e-3, float, "AdamW learning rate of the decoders"),
+        Param("dib_stop_loss", 0.02, float, "decoders stop when their mean training loss (nats) is <= this (0: never)"),
+        Param("bn_mode", "batch", str, "batch norm: 'batch' (no running statistics, as the thesis) or 'running'",
+              choices=BN_MODES),
+        Param("minimality", True, bool, "also fit the relabelling (minimality) decoders"),
+        Param("memory_limit_mb", 2048.0, float, "cached features above this size go to memory-mapped files"),
+    ]
+    register("dib", compute_dib, params=common + [Param("nc", False, bool, "also neural collapse per layer")],
+             help="sufficiency and minimality (decodable information bottleneck) of every layer, in bits",
+             plot=plot_dib)
+    register("track", compute_track, params=common + [
+        Param("max_epochs", 50, int, "epoch limit of the main network (thesis: 50)"),
+        Param("every", 1, int, "measure after every k-th epoch (and the last)"),
+        Param("lr", 2e-3, float, "AdamW learning rate of the main network (thesis: 2e-3, constant)"),
+        Param("stop_loss", 0.02, float, "stop once the main training loss (nats) is <= this (thesis: 0.02)"),
+        Param("warm_start", False, bool, "continue the previous measurement's decoders instead of fresh ones"),
+        Param("balance", True, bool, "train on a class-balanced subset the size of the test set (thesis)"),
+        Param("nc", True, bool, "neural collapse metrics per layer (usable_nc)"),
+        Param("checkpoint", "", str, "folder for epoch-by-epoch results and resumable state"),
+    ], help="train with the thesis protocol, measuring NC, sufficiency and minimality of every layer per epoch",
+             plot=plot_track)
