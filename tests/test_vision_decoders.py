@@ -85,6 +85,8 @@ def test_timm_creates_any_model_by_name():
     assert net(torch.zeros(2, 1, 8, 8)).shape == (2, 7)
     with pytest.raises(Exception, match="unknown timm model 'resnet_18'"):
         _decoder("timm:resnet_18")
+    with pytest.raises(Exception, match=r"timm:convnext_atto cannot take 1×8×8 images"):
+        _decoder("timm:convnext_atto").build((1, 8, 8), 10)
 
 
 def _tiny(in_shape=(3, 12, 12), n_train=24, n_test=12, K=4, seed=0):
@@ -129,3 +131,23 @@ def test_one_epoch_of_fit_and_its_evaluation(spec, params):
 def test_decoders_need_images():
     with pytest.raises(Exception, match=r"needs image sources shaped \(C, H, W\)"):
         _decoder("cnn_plus").build((64,), 10)
+
+
+@pytest.mark.parametrize("spec,params", [("cnn_plus", {"widths": "8-16-32"}), ("cnn_minus", {}),
+                                         ("resnet18", {"width": 8}), ("timm:resnet18", {})])
+def test_named_layers_split_the_network_exactly(spec, params):
+    """What nc and dib rely on: running blocks ..l then forward_from(h, l) is the whole network,
+    and suffix(l) is a fresh re-initialised copy of the rest (same output shape, new weights)."""
+    torch.manual_seed(0)
+    net = _decoder(spec, **params).build((3, 16, 16), 5).eval()
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        full = net(x)
+        for l in range(1, len(net.layer_names)):
+            h = x
+            for block in list(net.blocks.values())[:l]:
+                h = block(h)
+            torch.testing.assert_close(net.forward_from(h, l), full)
+            tail = net.suffix(l).eval()
+            out = tail(h)
+            assert out.shape == full.shape and not torch.allclose(out, full)

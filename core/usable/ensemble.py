@@ -75,8 +75,41 @@ class BatchedLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
+class _BatchNormTrain(torch.autograd.Function):
+    """Training-mode batch norm over dim 1 of (E, B, F) with a hand-written backward.
+
+    Same math as autograd through mean/var/rsqrt, in about half the kernels: on CPU, for the
+    small decoders this is for, a step's cost is mostly the number of kernels, not their size.
+    Returns (y, batch mean, biased batch variance); the last two are for the running statistics.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        mean = x.mean(dim=1, keepdim=True)
+        xc = x - mean
+        var = (xc * xc).mean(dim=1, keepdim=True)
+        inv = torch.rsqrt(var + eps)
+        xhat = xc.mul_(inv)
+        ctx.save_for_backward(xhat, inv, weight)
+        ctx.mark_non_differentiable(mean, var)
+        return torch.addcmul(bias, xhat, weight), mean, var
+
+    @staticmethod
+    def backward(ctx, g, _g_mean, _g_var):
+        xhat, inv, weight = ctx.saved_tensors
+        n = g.shape[1]
+        db = g.sum(dim=1, keepdim=True)
+        dw = (g * xhat).sum(dim=1, keepdim=True)
+        dx = None
+        if ctx.needs_input_grad[0]:
+            # d/dx of w·(x−μ)/σ: (g − mean(g) − x̂·mean(g·x̂))·w/σ
+            dx = (g - db / n - xhat * (dw / n)) * (weight * inv)
+        return dx, dw, db, None
+
+
 class BatchedBatchNorm(nn.Module):
-    """Batch norm over the batch dim of (E, B, F), separately per member, with running stats."""
+    """Batch norm over the batch dim of (E, B, F), separately per member, with running stats
+    (the same numbers as ``nn.BatchNorm1d`` applied to each member alone)."""
 
     def __init__(self, n_features: int, n_members: int, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__()
@@ -87,20 +120,16 @@ class BatchedBatchNorm(nn.Module):
         self.momentum, self.eps = momentum, eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            # Centre once and reuse it for the variance: fewer kernels than mean + var + (x - mean),
-            # and on CPU a reduction over dim 1 of a tiny (E, B, F) tensor costs more than its math.
-            n = x.shape[1]
-            mean = x.mean(dim=1, keepdim=True)
-            xc = x - mean
-            var = (xc * xc).mean(dim=1, keepdim=True)
-            if n > 1:  # same update rule as torch: unbiased variance into the running estimate
-                with torch.no_grad():
-                    self.running_mean.lerp_(mean, self.momentum)
-                    self.running_var.lerp_(var * (n / (n - 1)), self.momentum)
-        else:
-            xc, var = x - self.running_mean, self.running_var
-        return torch.addcmul(self.bias, xc * torch.rsqrt(var + self.eps), self.weight)
+        if not self.training:
+            return torch.addcmul(self.bias, (x - self.running_mean) * torch.rsqrt(self.running_var + self.eps),
+                                 self.weight)
+        y, mean, var = _BatchNormTrain.apply(x, self.weight, self.bias, self.eps)
+        n = x.shape[1]
+        if n > 1:  # same update rule as torch: unbiased variance into the running estimate
+            with torch.no_grad():
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(var * (n / (n - 1)), self.momentum)
+        return y
 
 
 class BatchedMLP(nn.Module):

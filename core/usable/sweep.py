@@ -51,6 +51,7 @@ class SweepReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     pending: int = 0
     wall_seconds: float = 0.0
+    startup_seconds: float = 0.0  # starting the executor (a LocalCluster's worker processes)
 
     @property
     def ok(self) -> bool:
@@ -233,7 +234,9 @@ def run_sweep(store: str, base: Base, axes: Sequence[Axis], *, name: str | None 
         if not tasks:
             echo(f"sweep {sweep_id!r}: all {report.cells} cells already done in {store}")
         else:
+            t_start = time.perf_counter()
             with make_executor(executor, workers, scheduler, retries, echo) as ex:
+                report.startup_seconds = time.perf_counter() - t_start
                 report.executor = ex.description
                 echo(f"sweep {sweep_id!r}: {report.cells} cells, {len(pending)} to run in {len(tasks)} "
                      f"tasks on {ex.description}; {report.skipped} already done")

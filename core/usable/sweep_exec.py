@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import click
 
-from .sweep_task import run_task
+from .sweep_task import run_task, warm_up
 
 
 def error_text(exc: BaseException) -> str:
@@ -30,6 +30,7 @@ class SerialExecutor:
         self.queue: deque = deque()
 
     def __enter__(self):
+        warm_up()
         return self
 
     def __exit__(self, *exc):
@@ -88,6 +89,8 @@ class DaskExecutor:
             except ImportError:
                 note = " (install bokeh to serve it)"
             self.echo(f"dask dashboard: {self.client.dashboard_link}{note}")
+            # every worker imports torch and the plugins now, side by side, not in its first task
+            self.client.run(warm_up)
         return self
 
     def __exit__(self, *exc):

@@ -31,3 +31,17 @@ def run_task(settings: dict[str, Any]) -> tuple[xr.Dataset, float]:
     start = time.perf_counter()
     ds = run_metric(ctx).load()
     return ds, time.perf_counter() - start
+
+
+def warm_up() -> int:
+    """Pay a worker's one-time costs before the first task: import torch and the plugins, and
+    build one optimiser (torch imports its compiler stack lazily on the first one, seconds)."""
+    import os
+
+    import torch
+
+    from .registry import get_manager
+    torch.set_num_threads(1)
+    get_manager().load()
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    return os.getpid()

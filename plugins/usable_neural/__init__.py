@@ -54,17 +54,17 @@ def register_sources(register):
         Param("seed", 0, int, "seed of the split"),
     ], help="already-binned sources and a target from .npz or an xarray dataset (zarr, netCDF)")
     register("centre_out", make_centre_out, params=[
-        Param("n_trials", 60, int, "trials per target (and per session)"),
+        Param("n_trials", 100, int, "trials per target (and per session)"),
         Param("targets", 8, int, "number of reach targets, equally spaced"),
-        Param("units", 40, int, "units per area"),
+        Param("units", 60, int, "units per area"),
         Param("areas", "PMd", str, "areas used as sources: PMd, M1 or PMd;M1"),
         Param("window", "50:450:100", str, _WINDOW_HELP),
-        Param("m1_tuning", 0.3, float, "M1 tuning depth relative to PMd"),
+        Param("m1_tuning", 0.5, float, "M1 tuning depth relative to PMd"),
         Param("delay", 500.0, float, "preparatory period after target onset (ms)"),
-        Param("drift", 25.0, float, "sd of the planned direction's wander within a trial (degrees)"),
-        Param("drift_tau", 150.0, float, "time constant of that wander (ms)"),
-        Param("gain_period", 800.0, float, "period of each unit's tuning-gain oscillation (ms)"),
-        Param("gain_mod", 0.8, float, "depth of that oscillation (0 = constant gain)"),
+        Param("drift", 30.0, float, "sd of the planned direction's wander within a trial (degrees)"),
+        Param("drift_tau", 200.0, float, "time constant of that wander (ms)"),
+        Param("gain_period", 600.0, float, "period of each unit's tuning-gain oscillation (ms)"),
+        Param("gain_mod", 0.9, float, "depth of that oscillation (0 = constant gain)"),
         Param("sessions", 1, int, "sessions (paired by target class)"),
         Param("unit_overlap", 0.5, float, "fraction of session 1's units recorded again in later sessions"),
         *_COMMON,
@@ -80,8 +80,8 @@ def register_commands(cli):
     @neural_grp.command("simulate")
     @click.argument("out_dir", type=click.Path(file_okay=False))
     @click.option("--sessions", default=1, show_default=True, help="number of NWB files (sessions)")
-    @click.option("--n-trials", default=60, show_default=True, help="trials per target")
-    @click.option("--units", default=40, show_default=True, help="units per area")
+    @click.option("--n-trials", default=100, show_default=True, help="trials per target")
+    @click.option("--units", default=60, show_default=True, help="units per area")
     @click.option("--seed", default=0, show_default=True)
     def simulate_cmd(out_dir, sessions, n_trials, units, seed):
         """Write the simulated centre-out task as NWB files (session1.nwb, ...) in OUT_DIR."""

@@ -40,9 +40,9 @@ def _draw_units(rng, n: int, depth: float) -> dict[str, np.ndarray]:
             "preferred": rng.uniform(0, 2 * np.pi, n), "gain_phase": rng.uniform(0, 2 * np.pi, n)}
 
 
-def simulate_session(name: str = "centre_out", *, n_trials: int = 60, targets: int = 8, units: int = 40,
-                     m1_tuning: float = 0.3, delay: float = 500.0, drift: float = 25.0,
-                     drift_tau: float = 150.0, gain_period: float = 800.0, gain_mod: float = 0.8,
+def simulate_session(name: str = "centre_out", *, n_trials: int = 100, targets: int = 8, units: int = 60,
+                     m1_tuning: float = 0.5, delay: float = 500.0, drift: float = 30.0,
+                     drift_tau: float = 200.0, gain_period: float = 600.0, gain_mod: float = 0.9,
                      unit_params: dict | None = None, seed: int = 0) -> Recording:
     """One session: ``n_trials`` successful trials per target, ``units`` units in each area."""
     rng = np.random.default_rng(seed)
@@ -90,7 +90,7 @@ def simulate_session(name: str = "centre_out", *, n_trials: int = 60, targets: i
     return Recording(name, trials, spikes, {"location": location})
 
 
-def simulate_sessions(sessions: int = 1, unit_overlap: float = 0.5, units: int = 40, m1_tuning: float = 0.3,
+def simulate_sessions(sessions: int = 1, unit_overlap: float = 0.5, units: int = 60, m1_tuning: float = 0.5,
                       seed: int = 0, **kw) -> list[Recording]:
     """Several sessions of one subject: each keeps a unit of session 1 with probability
     ``unit_overlap`` (stable electrodes) and records a new one otherwise; trials are new."""
@@ -110,10 +110,10 @@ def simulate_sessions(sessions: int = 1, unit_overlap: float = 0.5, units: int =
     return recs
 
 
-def make_centre_out(n_trials: int = 60, targets: int = 8, units: int = 40, areas: str = "PMd",
-                    window: str = "50:450:100", m1_tuning: float = 0.3, delay: float = 500.0,
-                    drift: float = 25.0, drift_tau: float = 150.0, gain_period: float = 800.0,
-                    gain_mod: float = 0.8, sessions: int = 1, unit_overlap: float = 0.5,
+def make_centre_out(n_trials: int = 100, targets: int = 8, units: int = 60, areas: str = "PMd",
+                    window: str = "50:450:100", m1_tuning: float = 0.5, delay: float = 500.0,
+                    drift: float = 30.0, drift_tau: float = 200.0, gain_period: float = 600.0,
+                    gain_mod: float = 0.9, sessions: int = 1, unit_overlap: float = 0.5,
                     normalise: str = "counts", test_fraction: float = 0.2, seed: int = 0):
     """Simulated delayed centre-out task; one source per (session, area, window)."""
     windows = parse_windows(window)

@@ -157,9 +157,24 @@ class Timm:
     def build(self, in_shape, n_out) -> Network:
         c, h, w = _image_shape(in_shape, f"timm:{self.model}")
         m = self._create(c, h, w, n_out)
+        self._check_input(m, c, h, w)
         if not (hasattr(m, "forward_features") and hasattr(m, "forward_head")):
             return Network([("model", m)])
         return Network([("features", _TimmPart(m, "features")), ("head", _TimmPart(m, "head"))])
+
+    def _check_input(self, m: nn.Module, c: int, h: int, w: int) -> None:
+        """One eval-mode forward on a blank image, so a model that cannot take this size fails here
+        with a clear message rather than mid-training."""
+        m.eval()
+        try:
+            with torch.no_grad():
+                m(torch.zeros(1, c, h, w))
+        except RuntimeError as exc:
+            raise SpecError(f"decoder timm:{self.model} cannot take {c}×{h}×{w} images ({exc}). Choose a model "
+                            "that downsamples less (e.g. timm:resnet18, or resnet18 / cnn_plus), or larger "
+                            "inputs (crops with mode=mask keep the full image size).") from None
+        finally:
+            m.train()
 
     def __repr__(self):
         return f"Timm({self.model!r})"
