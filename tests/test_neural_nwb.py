@@ -207,3 +207,27 @@ def test_window_range_syntax():
     w = parse_windows("50:450:100")
     assert [(x.start_ms, x.stop_ms) for x in w] == [(50, 150), (150, 250), (250, 350), (350, 450)]
     assert [x.label for x in parse_windows("-200:0;0:50.5")] == ["-200:0ms", "0:50.5ms"]
+
+
+def test_group_by_electrode_group_and_its_location(tmp_path):
+    """Units referencing electrode groups: sources per group (by name) or per group location."""
+    f = NWBFile(session_description="eg", identifier="eg", session_start_time=datetime(2021, 1, 1, tzinfo=timezone.utc))
+    dev = f.create_device("utah")
+    groups = [f.create_electrode_group(n, description=n, location=loc, device=dev)
+              for n, loc in (("array_a", "PMd"), ("array_b", "PMd"), ("array_c", "M1"))]
+    f.add_trial_column("target_on_time", "onset")
+    f.add_trial_column("target_id", "target")
+    for i in range(8):
+        f.add_trial(start_time=float(i), stop_time=i + 0.9, target_on_time=i + 0.2, target_id=i % 2)
+    spikes = [np.arange(8) + 0.25 + 0.01 * u for u in range(3)]  # one spike per trial, 50-80 ms after onset
+    for st, g in zip(spikes, groups):
+        f.add_unit(spike_times=st, electrode_group=g)
+    with NWBHDF5IO(str(tmp_path / "eg.nwb"), "w") as io:
+        io.write(f)
+    spec = dict(file=tmp_path / "eg.nwb", window="0:100", target="target_id", bins=0, test_fraction=0.5)
+    by_group = nwb(group_by="electrode_group", **spec)
+    assert by_group.names == ["array_a", "array_b", "array_c"]
+    by_area = nwb(group_by="electrode_group.location", **spec)
+    assert by_area.names == ["PMd", "M1"]
+    assert by_area.in_shape(0) == (2,) and by_area.in_shape(1) == (1,)
+    assert bool((by_area.train.xs[0] == 1).all()) and bool((by_area.test.xs[1] == 1).all())

@@ -207,3 +207,31 @@ def test_metric_without_a_beta_dim_is_split_per_beta(store):
     assert ds.attrs["split_dims"] == '["beta"]' and (ds.status == 1).all()
     np.testing.assert_array_equal(ds.usable_information.sel(beta=0).values, ds.usable_information.sel(beta=5).values)
     assert np.isfinite(ds.usable_information.values).all()
+
+
+def test_grid_from_toml_typed_grouped_and_validated(tmp_path, store):
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text('metric = "rine"\nsource = "pid:task=rdnxor,n=400"\ndecoder = "linear"\nepochs = 2\n'
+                   '[grid]\nbeta = [0, 5]\nseed = "0-2"\nsource.task = ["and", "xor"]\n'
+                   '[sweep]\nexecutor = "serial"\n')
+    res = CliRunner().invoke(make_cli(), ["sweep", "--config", str(cfg), "--store", str(store), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert "12 cells in 2 tasks" in lines[0]  # 2 tasks × (3 seeds × 2 βs) per fit
+    assert "pid:task=and,n=400" in lines[1] and "seeds=[0, 1, 2] betas=[0.0, 5.0]" in lines[1]
+
+    from usable.sweep_grid import Base, build_axes, flatten_grid_table, plan_tasks, all_cells
+    from usable.params import SpecError
+    base = Base("rine", ("pid:task=and",), "mlp", "l1", "exp", (0.0,), (0,), FitConfig())
+    axes = build_axes(flatten_grid_table({"seed": "0-2", "source": {"n": "100,200"}, "lr": [0.1, 0.01],
+                                          "decoder.hidden": "5-5,10"}), base)
+    assert [(a.dim, a.values) for a in axes] == [("seed", (0, 1, 2)), ("source_n", (100, 200)),
+                                                 ("lr", (0.1, 0.01)), ("decoder_hidden", ("5-5", "10"))]
+    assert len(plan_tasks(axes, set(all_cells(axes)))) == 8
+    assert len(plan_tasks(axes, set(all_cells(axes)), frozenset({"seed"}))) == 24
+    with pytest.raises(SpecError, match="has no parameter 'width'.*takes: task, n"):
+        build_axes({"source.width": "2,4"}, base)
+    with pytest.raises(SpecError, match="allowed values"):
+        build_axes({"source.task": "and,bogus"}, base)
+    both = CliRunner().invoke(make_cli(), ["sweep", "--config", str(cfg), "--store", str(store), "--seed", "0"])
+    assert both.exit_code != 0 and "seed is on the grid and also given" in both.output

@@ -128,20 +128,14 @@ class Coordinator:
     def write(self, index: tuple[int, ...], cell: xr.Dataset, seconds: float,
               metric_attrs: dict[str, Any]) -> None:
         if not self.has_template:
-            # The metric's own attrs (null model, headline, ...) come from the first computed
-            # cell; those that name a grid dim or the cell's provenance vary by cell and are left out.
-            sources_vary = any(a.key.startswith("source") for a in self.axes)
-            attrs = {k: v for k, v in metric_attrs.items() if k not in CELL_ATTRS and k not in self.grid_dims
-                     and not (sources_vary and k.startswith("source_"))}
-            attrs.update(self.attrs)
-            attrs["metric_attrs_from_cell"] = describe_cell(self.axes, index)
-            attrs["headline"] = _headline(metric_attrs, cell)
-            self.ss.create(self.axes, cell, attrs)
+            self.ss.create(self.axes, cell, self._with_metric_attrs(index, cell, metric_attrs))
             self._refresh()
             self.flush_failures()
         if set(cell.data_vars) - self.vars:
             self.ss.add_variables(self.axes, cell)
             self._refresh()
+            if "headline" not in self.ss.attrs():  # the template came from failures only
+                self.ss.finish(self._with_metric_attrs(index, cell, metric_attrs))
         grow = {}
         for d in cell.dims:
             if d in self.grid_dims or d not in self.coords:
@@ -156,6 +150,17 @@ class Coordinator:
             self._refresh()
         cell = cell.reindex({d: self.coords[d] for d in cell.dims if d not in self.grid_dims})
         self.ss.write_cell(self.axes, index, cell, seconds)
+
+    def _with_metric_attrs(self, index, cell: xr.Dataset, metric_attrs: dict[str, Any]) -> dict[str, Any]:
+        """The metric's own attrs (null model, headline, ...) come from the first computed cell;
+        those that name a grid dim or the cell's provenance vary by cell and are left out."""
+        sources_vary = any(a.key.startswith("source") for a in self.axes)
+        attrs = {k: v for k, v in metric_attrs.items() if k not in CELL_ATTRS and k not in self.grid_dims
+                 and not (sources_vary and k.startswith("source_"))}
+        attrs.update(self.attrs)
+        attrs["metric_attrs_from_cell"] = describe_cell(self.axes, index)
+        attrs["headline"] = _headline(metric_attrs, cell)
+        return attrs
 
     def fail(self, index: tuple[int, ...], message: str) -> None:
         if self.has_template:

@@ -199,7 +199,7 @@ class SweepStore:
         if not new:
             return
         ds = self.open().load()
-        full = template(axes, cell[new])
+        full = template(axes, cell[new]).drop_vars(list(BOOKKEEPING))
         merged = ds.drop_vars([c for c in ds.coords if c in full.coords]).merge(full)
         merged.attrs = ds.attrs
         for v in merged.variables.values():

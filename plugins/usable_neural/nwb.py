@@ -20,6 +20,23 @@ def _column_values(col) -> np.ndarray:
     return arr
 
 
+def _unit_columns(units) -> dict[str, np.ndarray]:
+    """Units-table columns usable for grouping. An electrode-group reference column also gives
+    ``<column>.location`` (e.g. ``electrode_group.location``: the brain area of each unit's group)."""
+    out = {}
+    for c in units.colnames:
+        if c in ("spike_times", "obs_intervals", "waveforms", "waveform_mean", "waveform_sd", "electrodes"):
+            continue
+        try:
+            raw = units[c].data[:]
+        except Exception:  # a column we cannot read flat is simply not offered for grouping
+            continue
+        out[c] = _column_values(units[c])
+        if len(raw) and hasattr(raw[0], "location"):
+            out[f"{c}.location"] = np.asarray([v.location for v in raw], dtype=object)
+    return out
+
+
 def read_recording(path: str | Path) -> Recording:
     """Load the trials table and units table (spike times + other unit columns) of one NWB file."""
     from pynwb import NWBHDF5IO
@@ -43,14 +60,7 @@ def read_recording(path: str | Path) -> Recording:
         ends = np.asarray(units.spike_times_index.data[:], dtype=np.int64)
         starts = np.concatenate([[0], ends[:-1]]) if len(ends) else ends
         spikes = [flat[a:b] for a, b in zip(starts, ends)]
-        unit_cols = {}
-        for c in units.colnames:
-            if c in ("spike_times", "obs_intervals", "waveforms", "waveform_mean", "waveform_sd", "electrodes"):
-                continue
-            try:
-                unit_cols[c] = _column_values(units[c])
-            except Exception:  # a column we cannot flatten is simply not offered for grouping
-                continue
+        unit_cols = _unit_columns(units)
     return Recording(session_name(path), trials, spikes, unit_cols)
 
 
