@@ -41,7 +41,7 @@ def test_zarr_dataset_with_named_sample_dim_and_test_mask(tmp_path):
     is_test = np.arange(n) % 4 == 0
     ds = xr.Dataset({"pmd": (("unit", "trial"), counts), "speed": ("trial", speed),
                      "is_test": ("trial", is_test)}, coords={"trial": np.arange(n)})
-    ds.to_zarr(tmp_path / "rec.zarr", zarr_format=3)
+    ds.to_zarr(tmp_path / "rec.zarr", zarr_format=3, consolidated=False)
     data = arrays(file=tmp_path / "rec.zarr", sources="pmd", target="speed", test="is_test", sample_dim="trial")
     assert data.target == "real"
     np.testing.assert_array_equal(data.test.xs[0].numpy(), counts.T[is_test])
@@ -67,7 +67,7 @@ def test_bad_names_list_what_exists(tmp_path):
     np.savez(tmp_path / "e.npz", a=np.zeros((5, 2)), y=np.arange(4))
     with pytest.raises(ValueError, match=r"source 'a' has 5 samples but target 'y' has 4"):
         arrays(file=tmp_path / "e.npz", sources="a", target="y")
-    xr.Dataset({"a": (("trial", "unit"), np.zeros((4, 2))), "y": ("trial", np.arange(4))}).to_zarr(tmp_path / "z.zarr")
+    xr.Dataset({"a": (("trial", "unit"), np.zeros((4, 2))), "y": ("trial", np.arange(4))}).to_zarr(tmp_path / "z.zarr", consolidated=False)
     with pytest.raises(ValueError, match=r"no variable\(s\) pmd; it holds: a, y"):
         arrays(file=tmp_path / "z.zarr", sources="pmd", target="y")
     with pytest.raises(FileNotFoundError, match="does not exist"):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
 import zarr
 from click.testing import CliRunner
 

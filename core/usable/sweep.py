@@ -24,7 +24,7 @@ from .cli import fit_options, resolve_run_args
 from .params import SpecError, resolve_params
 from .run import environment_attrs, now_iso, parse_float_list, parse_int_list
 from .spec import parse_spec
-from .sweep_grid import (BOOKKEEPING, FIT_FIELDS, STATUS_DONE, Axis, Base, Task, all_cells, build_axes,
+from .sweep_grid import (BOOKKEEPING, FIT_FIELDS, STATUS_DONE, STATUS_FAILED, Axis, Base, Task, all_cells, build_axes,
                          default_sweep_id, definition, describe_cell, flatten_grid_table,
                          parse_grid_items, plan_tasks, task_settings)
 from .sweep_store import SweepStore, normalise_dtype
@@ -301,7 +301,7 @@ def run_sweep(store: str, base: Base, axes: Sequence[Axis], *, name: str | None 
             final = ss.status()
             report.pending = int((final == 0).sum())
             ss.finish({"end_time": now_iso(), "split_dims": json.dumps(sorted(split)),
-                       "cells_done": int((final == STATUS_DONE).sum()), "cells_failed": int((final == 2).sum())})
+                       "cells_done": int((final == STATUS_DONE).sum()), "cells_failed": int((final == STATUS_FAILED).sum())})
         else:
             report.pending = len(pending)
     report.wall_seconds = time.perf_counter() - t0
@@ -313,8 +313,8 @@ def sweep_status_line(ds: xr.Dataset) -> str:
     st = np.asarray(ds["status"].values) if "status" in ds else np.array([])
     dims = [d for d in ds.attrs.get("grid_dims", []) if d in ds.dims]
     line = (f"sweep over {', '.join(dims) or '(selected cell)'}: {st.size} cells: {int((st == STATUS_DONE).sum())} done, "
-            f"{int((st == 2).sum())} failed, {int((st == 0).sum())} pending")
-    if (st == 2).any():
+            f"{int((st == STATUS_FAILED).sum())} failed, {int((st == 0).sum())} pending")
+    if (st == STATUS_FAILED).any():
         line += "  (failed cells: see the `error` variable)"
     return line
 

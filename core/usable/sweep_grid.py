@@ -29,7 +29,7 @@ from typing import Any, Sequence
 from .fit import FitConfig
 from .params import SpecError, _to_bool
 from .run import parse_float_list, parse_int_list
-from .spec import Spec, parse_spec
+from .spec import parse_spec
 
 VECTOR_KEYS = ("seed", "beta")
 PLUGIN_KINDS = {"source": "sources", "decoder": "decoders", "divergence": "divergences",

@@ -16,14 +16,12 @@ Crash safety, all of it from one coordinator process per sweep (a lock file enfo
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import fcntl
 import json
 import os
 import secrets
 import shutil
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -286,10 +284,6 @@ def encodings(ds: xr.Dataset, axes: Sequence[Axis]) -> dict[str, dict]:
     for name, v in ds.data_vars.items():
         out[name] = {"chunks": tuple(1 if d in grid else max(1, n) for d, n in zip(v.dims, v.shape))}
     return out
-
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 __all__ = ["SweepStore", "SweepConflict", "normalise_dtype", "template", "BOOKKEEPING"]

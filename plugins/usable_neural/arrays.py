@@ -30,10 +30,13 @@ def _load(path: Path, group: str, sample_dim: str, names: list[str]) -> dict[str
     import xarray as xr
 
     if path.suffix == ".zarr" or (path.is_dir() and any((path / m).exists() for m in ("zarr.json", ".zgroup", ".zattrs"))):
-        ds = xr.open_zarr(str(path), group=group or None)
+        try:  # consolidated metadata first (one read); plain stores have none, and that is fine
+            ds = xr.open_zarr(str(path), group=group or None, consolidated=True)
+        except (KeyError, ValueError, OSError):
+            ds = xr.open_zarr(str(path), group=group or None, consolidated=False)
     else:
         ds = xr.open_dataset(str(path), group=group or None)
-    have = list(ds.data_vars) + [c for c in ds.coords if c not in ds.dims]
+    have = sorted(list(ds.data_vars) + [c for c in ds.coords if c not in ds.dims])
     missing = [n for n in names if n not in ds.variables]
     if missing:
         raise ValueError(f"arrays: {path.name} has no variable(s) {', '.join(missing)}; it holds: {', '.join(have)}")
