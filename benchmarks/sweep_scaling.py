@@ -5,8 +5,9 @@ Grid: RINE on the redundant-XOR PID task, 2 sources, linear decoders, 8 source d
 (source.seed=0-7) x 2 training seeds = 16 cells in 8 tasks (the 2 seeds of a task share one
 vectorised fit). Each configuration writes a fresh store in a temporary folder.
 
-Two rates per configuration: over the whole command (cluster start-up included) and over the
-compute phase alone (first submission to last cell written), which is what a long sweep sees.
+Two rates per configuration: over the whole command (cluster start-up and shutdown included)
+and over the compute phase alone (first submission to last cell written), which is what a long
+sweep sees.
 The machine's load average is recorded: on a shared machine the absolute numbers are inflated.
 
     .venv/bin/python benchmarks/sweep_scaling.py            # table + benchmarks/results/sweep_scaling.json
@@ -41,9 +42,10 @@ def run(executor: str, workers: int, draws: int, epochs: int, n: int) -> dict:
                         workers=workers, progress=False, echo=lambda *_: None)
         wall = time.perf_counter() - t0
     assert rep.done == rep.cells and not rep.failed, rep
-    compute = wall - rep.startup_seconds
+    compute = rep.compute_seconds
     return {"executor": executor, "workers": workers if executor == "dask" else 0, "cells": rep.cells,
             "tasks": rep.tasks, "wall_s": round(wall, 2), "startup_s": round(rep.startup_seconds, 2),
+            "compute_s": round(compute, 2),
             "cells_per_min": round(60 * rep.cells / wall, 1),
             "compute_cells_per_min": round(60 * rep.cells / compute, 1)}
 
@@ -52,7 +54,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="4 draws, 3 epochs")
     args = ap.parse_args()
-    draws, epochs, n = (4, 3, 400) if args.quick else (8, 20, 2000)
+    draws, epochs, n = (4, 3, 400) if args.quick else (8, 40, 4000)
     import torch
     torch.set_num_threads(1)
     load = os.getloadavg()
@@ -60,7 +62,7 @@ def main() -> None:
     base = rows[0]["compute_cells_per_min"]
     for r in rows:
         r["compute_speedup_vs_serial"] = round(r["compute_cells_per_min"] / base, 2)
-    head = ["executor", "workers", "cells", "tasks", "wall_s", "startup_s", "cells_per_min",
+    head = ["executor", "workers", "cells", "tasks", "wall_s", "startup_s", "compute_s", "cells_per_min",
             "compute_cells_per_min", "compute_speedup_vs_serial"]
     print(f"grid: rine on pid rdnxor (n={n}), linear decoders, {epochs} epochs, source.seed=0-{draws - 1} x seed=0-1")
     print("  ".join(f"{h:>12}" for h in head))

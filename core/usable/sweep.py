@@ -52,6 +52,7 @@ class SweepReport:
     pending: int = 0
     wall_seconds: float = 0.0
     startup_seconds: float = 0.0  # starting the executor (a LocalCluster's worker processes)
+    compute_seconds: float = 0.0  # first submission to last cell written (no start-up, no shutdown)
 
     @property
     def ok(self) -> bool:
@@ -253,6 +254,7 @@ def run_sweep(store: str, base: Base, axes: Sequence[Axis], *, name: str | None 
                     live[tid] = t
                     ex.submit(tid, task_settings(base, axes, t))
 
+                t_compute = time.perf_counter()
                 for t in tasks:
                     submit(t)
                 bar = tqdm(total=len(pending), unit="cell", desc=sweep_id, disable=not progress, file=sys.stderr)
@@ -297,6 +299,7 @@ def run_sweep(store: str, base: Base, axes: Sequence[Axis], *, name: str | None 
                 finally:
                     bar.close()
                     coord.close()
+                    report.compute_seconds = time.perf_counter() - t_compute
         if coord.has_template:
             final = ss.status()
             report.pending = int((final == 0).sum())
