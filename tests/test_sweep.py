@@ -64,8 +64,6 @@ def test_sweep_on_local_cluster_equals_cells_run_one_by_one(store, tmp_path):
                 ref = reference(task, [seed], [beta]).sel(seed=seed)
                 cell = ds.sel(source_task=task, seed=seed, beta=beta)
                 for v in HEADLINE:
-                    if v == "divergence" and beta == 0:
-                        continue  # a lone β=0 fit skips the divergence and reports 0 (RunContext.fit)
                     want = ref[v].sel(beta=beta) if "beta" in ref[v].dims else ref[v]
                     np.testing.assert_allclose(cell[v].values, want.values, rtol=0, atol=1e-12, err_msg=f"{task} {seed} {beta} {v}")
 

@@ -271,7 +271,9 @@ def fit(data: SourceData, decoders, *, divergence: Callable | None = None,
     steps = math.ceil(N / B)
     gens = [torch.Generator().manual_seed(member_seed(s, 10_007)) for s in member_seeds]
     factor = schedule or (lambda t, epochs: 1.0)
-    want_div = divergence is not None and n > 1
+    # The divergence enters training only where some β > 0; with β = 0 everywhere it is only
+    # measured on the held-out split at the end.
+    want_div = divergence is not None and n > 1 and any(b != 0 for b in betas)
     no_div = torch.zeros(E, device=device)
     # Small sources are gathered into each epoch's order once, so a step takes a slice (a view)
     # instead of an index gather per source; big ones (images) are gathered batch by batch.

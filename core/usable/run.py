@@ -94,9 +94,19 @@ class RunContext:
         """Run the one training loop with this context's plugins and settings."""
         data = data if data is not None else self.data
         betas = list(self.betas if betas is None else betas)
-        needs_div = data.n_sources > 1 and any(b > 0 for b in betas)
+        divergence = None
+        if data.n_sources > 1 and self.divergence is not None:
+            if any(b > 0 for b in betas):
+                divergence = self.divergence_fn(data.target)  # required: a mismatch is an error
+            else:
+                # β = 0 trains no divergence, but its held-out value is still a useful diagnostic
+                # (how far apart unconstrained decoders are) when the divergence fits the target.
+                try:
+                    divergence = self.divergence_fn(data.target)
+                except SpecError:
+                    divergence = None
         return fit(data, decoders if decoders is not None else self.decoder_obj(),
-                   divergence=self.divergence_fn(data.target) if needs_div else None,
+                   divergence=divergence,
                    schedule=self.schedule_fn(), betas=betas,
                    seeds=list(self.seeds if seeds is None else seeds),
                    config=replace(self.fit_config, **config_changes), desc=desc or str(self.metric))
