@@ -148,14 +148,24 @@ def resolve_run_args(config, metric, source, decoder, divergence, schedule, beta
     )
 
 
+def spec_options(f):
+    """Click options naming the plugins, βs and seeds of a run (shared by run and sweep)."""
+    opts = [
+        click.argument("metric", required=False),
+        click.option("--source", "-s", multiple=True, help="source spec, e.g. pid:task=and (repeatable)"),
+        click.option("--decoder", "-d", help="decoder spec [mlp]"),
+        click.option("--divergence", help="divergence spec [l1]"),
+        click.option("--schedule", help="β-schedule spec [exp]"),
+        click.option("--beta", "-b", multiple=True, help="β value(s): 15 or 0,5,15 (repeatable)"),
+        click.option("--seed", multiple=True, help="seed(s): 0 or 0-4 or 0,3 (repeatable)"),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
 @cli.command("run")
-@click.argument("metric", required=False)
-@click.option("--source", "-s", multiple=True, help="source spec, e.g. pid:task=and (repeatable)")
-@click.option("--decoder", "-d", help="decoder spec [mlp]")
-@click.option("--divergence", help="divergence spec [l1]")
-@click.option("--schedule", help="β-schedule spec [exp]")
-@click.option("--beta", "-b", multiple=True, help="β value(s): 15 or 0,5,15 (repeatable)")
-@click.option("--seed", multiple=True, help="seed(s): 0 or 0-4 or 0,3 (repeatable)")
+@spec_options
 @click.option("--store", type=click.Path(), help="results store (zarr) to add the run to")
 @click.option("--name", help="run id (default: metric-timestamp-random)")
 @click.option("--config", "-c", type=click.Path(exists=True, dir_okay=False), help="TOML file of these options")

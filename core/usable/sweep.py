@@ -20,7 +20,7 @@ import click
 import numpy as np
 import xarray as xr
 
-from .cli import fit_options, resolve_run_args
+from .cli import fit_options, resolve_run_args, spec_options
 from .params import SpecError, resolve_params
 from .run import environment_attrs, now_iso, parse_float_list, parse_int_list
 from .spec import parse_spec
@@ -357,13 +357,7 @@ def _validate_base(base: Base) -> None:
 
 
 @click.command("sweep")
-@click.argument("metric", required=False)
-@click.option("--source", "-s", multiple=True, help="source spec, e.g. pid:task=and (repeatable)")
-@click.option("--decoder", "-d", help="decoder spec [mlp]")
-@click.option("--divergence", help="divergence spec [l1]")
-@click.option("--schedule", help="β-schedule spec [exp]")
-@click.option("--beta", "-b", multiple=True, help="fixed β value(s) when beta is not on the grid")
-@click.option("--seed", multiple=True, help="fixed seed(s) when seed is not on the grid")
+@spec_options
 @click.option("--grid", "-g", multiple=True,
               help="KEY=VALUES grid axis (repeatable): beta=0,5,15  seed=0-4  source.width=2,4  epochs=10,30")
 @click.option("--store", type=click.Path(), help="results store (zarr) the sweep streams into (required)")
@@ -372,7 +366,7 @@ def _validate_base(base: Base) -> None:
               help="TOML file: run options, a [grid] table and a [sweep] table (executor, workers, ...)")
 @click.option("--executor", type=click.Choice(["dask", "serial"]), help="dask (default) or serial (debugging)")
 @click.option("--workers", type=int, help="LocalCluster worker processes, 1 thread each [2]")
-@click.option("--scheduler", help="address of a running dask scheduler, e.g. tcp://10.0.0.5:8786")
+@click.option("--scheduler", help="address of a running dask scheduler, e.g. tcp://SCHEDULER_HOST:8786")
 @click.option("--retries", type=int, help="re-run a failing task up to K more times [0]")
 @click.option("--dry-run", is_flag=True, help="print the cells and tasks, run nothing")
 @fit_options
