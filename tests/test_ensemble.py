@@ -119,3 +119,29 @@ def test_flat_parameters_stay_views_and_train():
     assert all(p.grad is not None and p.grad.shape == p.shape for p in ps)
     assert len({p.untyped_storage().data_ptr() for p in ps}) == 1
     assert any(not torch.equal(p0, p) for p0, p in zip(before, ps))
+
+
+def test_several_datasets_train_as_one_ensemble():
+    """fit([d1, d2, ...]) trains (dataset, seed, β) members as one batched model; each member
+    equals the one-member fit on its own dataset."""
+    from usable.data import with_classes
+    from usable.fit import FitConfig, fit
+    from usable_divergences import make_l1
+    from usable_mlp import make_mlp
+    from usable_pid import make_pid
+    from usable_schedules import make_exp
+
+    datas = [with_classes(make_pid(task=t, n=600, seed=0), 4) for t in ("and", "xor", "imperfectrdn")]
+    cfg = FitConfig(epochs=3, progress=False)
+    kw = dict(divergence=make_l1("mean"), schedule=make_exp(0.9), config=cfg)
+    joint = fit(datas, make_mlp([7, 5]), betas=[0.0, 5.0], seeds=[0, 1], **kw)
+    ce = joint.by_seed_beta(joint.test_ce)  # (dataset, seed, beta, source)
+    assert ce.shape == (3, 2, 2, 2) and joint.n_datasets == 3
+    for g, d in enumerate(datas):
+        for i, s in enumerate((0, 1)):
+            for j, b in enumerate((0.0, 5.0)):
+                alone = fit(d, make_mlp([7, 5]), betas=[b], seeds=[s], **kw)
+                np.testing.assert_allclose(ce[g, i, j], alone.test_ce[0], atol=1e-4)
+    import pytest
+    with pytest.raises(ValueError, match="cannot train in one ensemble"):
+        fit([datas[0], make_pid(task="and", n=600, seed=0)], make_mlp([7, 5]), **kw)

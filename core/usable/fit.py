@@ -61,7 +61,8 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 @dataclass
 class FitResult:
-    """What ``fit`` returns. Member e = seed index × len(betas) + β index.
+    """What ``fit`` returns. Member e = (dataset index × len(seeds) + seed index) × len(betas) + β index
+    (one dataset unless ``fit`` was given a list of them).
 
     ``test_logp``: per-sample log2 f(y|x) of the true target on the test split, (E, n, N[, H]).
     ``test_divergence``: held-out divergence (unweighted by β), (E,).
@@ -78,6 +79,7 @@ class FitResult:
     models: list[nn.Module]
     log_sigma: torch.Tensor | None = None
     epochs_run: int = 0
+    n_datasets: int = 1
 
     @property
     def test_ce(self) -> np.ndarray:
@@ -85,9 +87,11 @@ class FitResult:
         return (-self.test_logp.double().mean(dim=2)).numpy()
 
     def by_seed_beta(self, array: np.ndarray) -> np.ndarray:
-        """Reshape a leading member axis E into (seed, beta)."""
+        """Reshape a leading member axis E into (seed, beta), or (dataset, seed, beta) when the fit
+        was given several datasets."""
         a = np.asarray(array)
-        return a.reshape(len(self.seeds), len(self.betas), *a.shape[1:])
+        lead = (self.n_datasets,) if self.n_datasets > 1 else ()
+        return a.reshape(*lead, len(self.seeds), len(self.betas), *a.shape[1:])
 
 
 def _softmax_or_mean(out: torch.Tensor, target: str, heads: int | None, n_classes: int) -> torch.Tensor:
@@ -182,18 +186,29 @@ def _make_optimizer(params, cfg: FitConfig) -> torch.optim.Optimizer:
 
 @torch.no_grad()
 def predict(models: Sequence[nn.Module], xs: Sequence[torch.Tensor], n_members: int,
-            batch_size: int = 4096, device: torch.device | None = None) -> list[torch.Tensor]:
-    """Outputs of every member on a whole split, in eval mode: a list over sources of (E, N, n_out)."""
+            batch_size: int = 4096, device: torch.device | None = None,
+            member_data: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Outputs of every member on a whole split, in eval mode: a list over sources of (E, N, n_out).
+
+    With ``member_data`` (E,), each x is (G, N, ...) holding G datasets and member e sees dataset
+    ``member_data[e]``; otherwise every member sees the same x (N, ...).
+    """
     outs = []
     for model, x in zip(models, xs):
         was_training = model.training
         model.eval()
         chunks = []
-        for start in range(0, x.shape[0], batch_size):
-            xb = x[start:start + batch_size]
-            if device is not None:
-                xb = xb.to(device)
-            chunks.append(model(xb.unsqueeze(0).expand(n_members, *xb.shape)).float())
+        n_samples = x.shape[1] if member_data is not None else x.shape[0]
+        for start in range(0, n_samples, batch_size):
+            if member_data is not None:
+                xb = x[:, start:start + batch_size]
+                xb = xb.to(device)[member_data.to(device)] if device is not None else xb[member_data]
+            else:
+                xb = x[start:start + batch_size]
+                if device is not None:
+                    xb = xb.to(device)
+                xb = xb.unsqueeze(0).expand(n_members, *xb.shape)
+            chunks.append(model(xb).float())
         outs.append(torch.cat(chunks, dim=1))
         model.train(was_training)
     return outs
@@ -201,12 +216,18 @@ def predict(models: Sequence[nn.Module], xs: Sequence[torch.Tensor], n_members: 
 
 def evaluate(models, xs, y, *, target: str, n_classes: int | None, n_members: int, div_fn=None,
              form: str = "pairwise", log_sigma=None, batch_size: int = 4096,
-             device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-sample log2 f(y|x) (E, n, N[, H]) and the per-member mean divergence (E,) on a split."""
+             device: torch.device | None = None,
+             member_data: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-sample log2 f(y|x) (E, n, N[, H]) and the per-member mean divergence (E,) on a split.
+    ``member_data``: as in ``predict`` (then y is (G, N[, H]) too)."""
     device = device or torch.device("cpu")
-    outs = predict(models, xs, n_members, batch_size, device)
+    outs = predict(models, xs, n_members, batch_size, device, member_data)
+    if member_data is not None:
+        yd = y.to(device)[member_data.to(device)]
+        y = y[0]
+    else:
+        yd = y.to(device).unsqueeze(0).expand(n_members, *y.shape)
     heads = y.shape[1] if (target == "classes" and y.ndim == 2) else None
-    yd = y.to(device).unsqueeze(0).expand(n_members, *y.shape)
     logps = []
     for i, out in enumerate(outs):
         ls = None if log_sigma is None else log_sigma[:, i].detach()  # evaluation: no graph
@@ -220,14 +241,30 @@ def evaluate(models, xs, y, *, target: str, n_classes: int | None, n_members: in
     return logp, div
 
 
-def fit(data: SourceData, decoders, *, divergence: Callable | None = None,
+def same_structure(datas: Sequence[SourceData]) -> None:
+    """Datasets trained as one ensemble must agree in everything but their values."""
+    first = datas[0]
+    def shape(d):
+        return (d.n_sources, [d.in_shape(i) for i in range(d.n_sources)], len(d.train), len(d.test),
+                d.target, d.n_classes, tuple(d.train.y.shape[1:]))
+    for k, d in enumerate(datas[1:], start=2):
+        if shape(d) != shape(first):
+            raise ValueError(
+                f"dataset {k} cannot train in one ensemble with dataset 1: (sources, input shapes, "
+                f"train size, test size, target, classes, target shape) differ: {shape(d)} vs {shape(first)}. "
+                "Fit them separately, or pad them to one shape (e.g. usable.data.with_classes).")
+
+
+def fit(data: SourceData | Sequence[SourceData], decoders, *, divergence: Callable | None = None,
         schedule: Callable[[float, int], float] | None = None, betas: Sequence[float] = (0.0,),
         seeds: Sequence[int] = (0,), config: FitConfig | None = None,
         on_epoch_end: Callable[[int, "FitState"], Any] | None = None,
         models: Sequence[nn.Module] | None = None, desc: str = "fit") -> FitResult:
     """Train one decoder per source of ``data`` for every (seed, β) member, jointly.
 
-    ``decoders``: one decoder plugin object for all sources, or a list (one per source).
+    ``data`` may also be a list of G datasets of one shape (e.g. several tasks or data seeds):
+    then members are (dataset, seed, β) triples, each training on its own dataset, still as one
+    batched model. ``decoders``: one decoder plugin object for all sources, or a list (one per source).
     ``divergence``: per-sample pairwise divergence d(p, q) -> (...,), needed when any β > 0.
     ``schedule``: factor(t, epochs) in [0, 1] multiplying β (t = epoch index, fractional per step).
     ``models``: prebuilt ensembles (one per source) to continue training instead of building.
@@ -238,7 +275,11 @@ def fit(data: SourceData, decoders, *, divergence: Callable | None = None,
         torch.set_num_threads(int(cfg.threads))
     device = resolve_device(cfg.device)
     seeds, betas = [int(s) for s in seeds], [float(b) for b in betas]
-    n, E = data.n_sources, len(seeds) * len(betas)
+    datas = list(data) if isinstance(data, (list, tuple)) else [data]
+    data, G = datas[0], len(datas)
+    if G > 1:
+        same_structure(datas)
+    n, E = data.n_sources, G * len(seeds) * len(betas)
     if n == 0:
         raise ValueError("fit needs at least one source")
     if any(b != 0 for b in betas) and n > 1 and divergence is None:
@@ -247,11 +288,23 @@ def fit(data: SourceData, decoders, *, divergence: Callable | None = None,
         decoders = [decoders] * n
     if len(decoders) != n:
         raise ValueError(f"{len(decoders)} decoders given for {n} sources")
-    member_seeds = [s for s in seeds for _ in betas]
-    beta_vec = torch.tensor([b for _ in seeds for b in betas], dtype=torch.float32, device=device)
+    member_seeds = [s for _ in datas for s in seeds for _ in betas]
+    beta_vec = torch.tensor([b for _ in datas for _ in seeds for b in betas], dtype=torch.float32, device=device)
     target, K = data.target, data.n_classes or 0
-    y_tr = data.train.y.to(device)
-    heads = y_tr.shape[1] if (target == "classes" and y_tr.ndim == 2) else None
+    # Several datasets are stacked on a leading axis and member e indexes its own (``gidx``).
+    member_data = None if G == 1 else torch.tensor([g for g in range(G) for _ in seeds for _ in betas])
+    gidx = None if G == 1 else member_data.to(device)[:, None]
+
+    def stacked(tensors):
+        return tensors[0] if G == 1 else torch.stack(list(tensors))
+
+    def take(x, idx):  # rows ``idx`` (E, b) of each member's own dataset
+        return x[idx] if G == 1 else x[gidx, idx]
+
+    y_tr = stacked([d.train.y for d in datas]).to(device)
+    test_xs = [stacked([d.test.xs[i] for d in datas]) for i in range(n)]
+    test_y = stacked([d.test.y for d in datas])
+    heads = data.train.y.shape[1] if (target == "classes" and data.train.y.ndim == 2) else None
     n_out = (heads or 1) * K if target == "classes" else 1
 
     if models is None:
@@ -266,7 +319,7 @@ def fit(data: SourceData, decoders, *, divergence: Callable | None = None,
     flat = _flatten_params(params)
     opt = _make_optimizer([flat] if flat is not None else params, cfg)
     lr_sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_decay)
-    xs_tr = [x.to(device) for x in data.train.xs]
+    xs_tr = [stacked([d.train.xs[i] for d in datas]).to(device) for i in range(n)]
     N, B = len(data.train), min(cfg.batch_size, len(data.train))
     steps = math.ceil(N / B)
     gens = [torch.Generator().manual_seed(member_seed(s, 10_007)) for s in member_seeds]
@@ -277,7 +330,7 @@ def fit(data: SourceData, decoders, *, divergence: Callable | None = None,
     no_div = torch.zeros(E, device=device)
     # Small sources are gathered into each epoch's order once, so a step takes a slice (a view)
     # instead of an index gather per source; big ones (images) are gathered batch by batch.
-    pre = [E * x.numel() * x.element_size() <= _PREGATHER_BYTES for x in xs_tr]
+    pre = [E * (x.numel() // G) * x.element_size() <= _PREGATHER_BYTES for x in xs_tr]
 
     hist = {k: [] for k in ("train_loss", "train_ce", "train_divergence", "beta", "test_ce")}
     state = FitState(models=models, log_sigma=log_sigma, device=device, n_members=E)
@@ -287,8 +340,8 @@ def fit(data: SourceData, decoders, *, divergence: Callable | None = None,
         for m in models:
             m.train()
         perms = torch.stack([torch.randperm(N, generator=g) for g in gens]).to(device)  # (E, N)
-        y_ep = y_tr[perms]
-        xs_ep = [x[perms] if p else None for x, p in zip(xs_tr, pre)]
+        y_ep = take(y_tr, perms)
+        xs_ep = [take(x, perms) if p else None for x, p in zip(xs_tr, pre)]
         # Per-step records stay on the device and are summed once per epoch: no per-step sync.
         records, weights = [], []
         for step in range(steps):
@@ -296,7 +349,7 @@ def fit(data: SourceData, decoders, *, divergence: Callable | None = None,
             yb = y_ep[:, sl]
             t = epoch + (step / steps if cfg.schedule_per_step else 0.0)
             beta_t = beta_vec * float(factor(t, cfg.epochs))
-            outs = [m(xe[:, sl] if xe is not None else x[perms[:, sl]])
+            outs = [m(xe[:, sl] if xe is not None else take(x, perms[:, sl]))
                     for m, x, xe in zip(models, xs_tr, xs_ep)]
             ces, preds = [], []
             for i, out in enumerate(outs):
@@ -329,8 +382,9 @@ def fit(data: SourceData, decoders, *, divergence: Callable | None = None,
         hist["train_ce"].append((sums[3:].T * LOG2E).numpy())
         last = epoch == cfg.epochs - 1
         if cfg.eval_every and (epoch % cfg.eval_every == 0 or last):
-            logp, _ = evaluate(models, data.test.xs, data.test.y, target=target, n_classes=K, n_members=E,
-                               log_sigma=log_sigma, batch_size=cfg.eval_batch_size, device=device)
+            logp, _ = evaluate(models, test_xs, test_y, target=target, n_classes=K, n_members=E,
+                               log_sigma=log_sigma, batch_size=cfg.eval_batch_size, device=device,
+                               member_data=member_data)
             hist["test_ce"].append((-logp.double().reshape(E, n, -1).mean(dim=2)).numpy())
         else:
             hist["test_ce"].append(np.full((E, n), np.nan))
@@ -344,16 +398,17 @@ def fit(data: SourceData, decoders, *, divergence: Callable | None = None,
             break
     bar.close()
 
-    test_logp, test_div = evaluate(models, data.test.xs, data.test.y, target=target, n_classes=K,
+    test_logp, test_div = evaluate(models, test_xs, test_y, target=target, n_classes=K,
                                    n_members=E, div_fn=divergence, form=cfg.divergence_form,
-                                   log_sigma=log_sigma, batch_size=cfg.eval_batch_size, device=device)
+                                   log_sigma=log_sigma, batch_size=cfg.eval_batch_size, device=device,
+                                   member_data=member_data)
     if test_div is None:
         test_div = torch.zeros(E)
     return FitResult(seeds=seeds, betas=betas, names=list(data.names), test_logp=test_logp,
                      test_divergence=test_div.double().numpy(),
                      history={k: np.stack(v) for k, v in hist.items()}, models=models,
                      log_sigma=None if log_sigma is None else log_sigma.detach().cpu(),
-                     epochs_run=epochs_run)
+                     epochs_run=epochs_run, n_datasets=G)
 
 
 @dataclass

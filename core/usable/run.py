@@ -88,21 +88,22 @@ class RunContext:
     def schedule_fn(self):
         return get_entry("schedules", self.schedule.name).create(self.schedule.params)
 
-    def fit(self, data: SourceData | None = None, *, betas: Sequence[float] | None = None,
+    def fit(self, data: SourceData | Sequence[SourceData] | None = None, *, betas: Sequence[float] | None = None,
             seeds: Sequence[int] | None = None, decoders=None, desc: str | None = None,
             **config_changes: Any) -> FitResult:
         """Run the one training loop with this context's plugins and settings."""
         data = data if data is not None else self.data
+        first = data[0] if isinstance(data, (list, tuple)) else data  # a list: one ensemble over datasets
         betas = list(self.betas if betas is None else betas)
         divergence = None
-        if data.n_sources > 1 and self.divergence is not None:
+        if first.n_sources > 1 and self.divergence is not None:
             if any(b > 0 for b in betas):
-                divergence = self.divergence_fn(data.target)  # required: a mismatch is an error
+                divergence = self.divergence_fn(first.target)  # required: a mismatch is an error
             else:
                 # β = 0 trains no divergence, but its held-out value is still a useful diagnostic
                 # (how far apart unconstrained decoders are) when the divergence fits the target.
                 try:
-                    divergence = self.divergence_fn(data.target)
+                    divergence = self.divergence_fn(first.target)
                 except SpecError:
                     divergence = None
         return fit(data, decoders if decoders is not None else self.decoder_obj(),

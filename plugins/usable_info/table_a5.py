@@ -32,19 +32,9 @@ def _tasks(text) -> list[str]:
     return [t.strip().lower() for t in items if str(t).strip()]
 
 
-def _as_index(data):
-    """Each one-hot source as one scalar column holding its level index: the RINE reference code
-    feeds the toy decoders the raw symbol (e.g. 0..3), not a one-hot vector."""
-    from usable import SourceData, Split
-    def conv(sp):
-        return Split([x.argmax(dim=1, keepdim=True).float() for x in sp.xs], sp.y)
-    return SourceData(conv(data.train), conv(data.test), data.names, data.target, data.n_classes,
-                      data.class_names, dict(data.attrs))
-
-
 def compute_rine_table(ctx, tasks=DEFAULT_TASKS, n: int = 10000, test_fraction: float = 0.2,
                        data_seed: int = 0, encoding: str = "onehot", average_last: int = 1) -> xr.Dataset:
-    """RINE on each canonical task for every (seed, β) of the context; one fit per task.
+    """RINE on each canonical task for every (seed, β) of the context; one fit per task shape.
 
     ``average_last`` = k > 1 also reports the RINE reference code's protocol (the paper's tables):
     H_V(Y|∅) minus the held-out cross-entropy averaged over the last k epochs, not just the last.
@@ -68,20 +58,31 @@ def compute_rine_table(ctx, tasks=DEFAULT_TASKS, n: int = 10000, test_fraction: 
     ri, div, usable, ce_all, h_nulls, last_k = [], [], [], [], [], []
     def h_null_of(d):
         return float(-null_logp(d, "test")[0].double().mean())
+    datas = {t: make_pid(task=t, n=n, test_fraction=test_fraction, seed=data_seed, encoding=encoding)
+             for t in tasks}
+    # Tasks of one shape (inputs, classes) train as ONE ensemble of (task, seed, β) members.
+    groups: dict = {}
+    for t, d in datas.items():
+        groups.setdefault((tuple(d.in_shape(i) for i in range(d.n_sources)), d.n_classes), []).append(t)
+    fitted = {}
+    for members in groups.values():
+        res = ctx.fit([datas[t] for t in members], betas=betas, desc=f"rine_table {'+'.join(members)}")
+        for g, t in enumerate(members):
+            fitted[t] = (res, g)
     for task in tasks:
-        data = make_pid(task=task, n=n, test_fraction=test_fraction, seed=data_seed)
-        if encoding == "index":
-            data = _as_index(data)
-        res = ctx.fit(data, betas=betas, desc=f"rine_table {task}")
+        data, (res, g) = datas[task], fitted[task]
+
+        def part(arr, res=res, g=g):  # this task's (seed, beta, ...) block of a member array
+            a = res.by_seed_beta(arr)
+            return a[g] if res.n_datasets > 1 else a
         curve = res.history["test_ce"][-int(average_last):]  # (k, E, n) bits
         if np.isnan(curve).any():
             raise SpecError("rine_table: average_last needs the held-out curve every epoch (eval_every = 1)")
-        last_k.append(h_null_of(data) - res.by_seed_beta(curve.mean(axis=0))[:, keep].mean(axis=2))
-        null, _ = null_logp(data, "test")
-        h_null = float(-null.double().mean())
-        ce = res.by_seed_beta(res.test_ce)  # (seed, beta_all, source)
+        h_null = h_null_of(data)
+        last_k.append(h_null - part(curve.mean(axis=0))[:, keep].mean(axis=2))
+        ce = part(res.test_ce)  # (seed, beta_all, source)
         ri.append(h_null - ce[:, keep].mean(axis=2))
-        div.append(res.by_seed_beta(res.test_divergence)[:, keep])
+        div.append(part(res.test_divergence)[:, keep])
         usable.append(h_null - ce[:, b0])
         ce_all.append(ce[:, keep])
         h_nulls.append(h_null)

@@ -56,8 +56,12 @@ def exact_mutual_information(task: str, sources: tuple[int, ...]) -> float:
     return float(sum(v * np.log2(v / (px[x] * py[yy])) for (x, yy), v in joint.items() if v > 0))
 
 
-def make_pid(task: str = "and", n: int = 10000, test_fraction: float = 0.2, seed: int = 0) -> SourceData:
-    """Sample ``n`` draws of a canonical PID task; one-hot sources, class target, 80/20 split."""
+def make_pid(task: str = "and", n: int = 10000, test_fraction: float = 0.2, seed: int = 0,
+             encoding: str = "onehot") -> SourceData:
+    """Sample ``n`` draws of a canonical PID task; one-hot sources, class target, 80/20 split.
+
+    ``encoding="index"`` gives each source as one scalar column holding its symbol's index, as the
+    RINE reference code feeds its toy decoders."""
     xs, y, p = _table(task)
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(p), size=n, p=p)
@@ -65,14 +69,17 @@ def make_pid(task: str = "and", n: int = 10000, test_fraction: float = 0.2, seed
     onehots = []
     for col in xs:
         codes, levels = _codes(col)
-        onehots.append(np.eye(len(levels), dtype=np.float32)[codes[rows]])
+        if encoding == "index":
+            onehots.append(codes[rows].astype(np.float32)[:, None])
+        else:
+            onehots.append(np.eye(len(levels), dtype=np.float32)[codes[rows]])
     target = y_codes[rows].astype(np.int64)
     tr, te = train_test_split_indices(n, test_fraction, seed + 1)
     def split(idx):
         return Split([torch.from_numpy(o[idx]) for o in onehots], torch.from_numpy(target[idx]))
     return SourceData(split(tr), split(te), [f"x{i + 1}" for i in range(len(xs))], "classes",
                       len(y_levels), [str(v) for v in y_levels],
-                      {"task": task, "true_redundancy_bits": REDUNDANCY[task]})
+                      {"task": task, "true_redundancy_bits": REDUNDANCY[task], "encoding": encoding})
 
 
 @hookimpl
@@ -83,4 +90,6 @@ def register_sources(register):
         Param("n", 10000, int, "number of samples drawn"),
         Param("test_fraction", 0.2, float, "held-out fraction"),
         Param("seed", 0, int, "seed of the draw and the split (fixed across training seeds)"),
+        Param("encoding", "onehot", str, "each source one-hot, or one scalar symbol index (the RINE "
+              "reference code's toy input)", choices=("onehot", "index")),
     ], help="canonical PID tasks sampled from their exact distributions (one-hot sources)")
