@@ -31,7 +31,9 @@ def test_exact_mutual_information_of_the_tables():
 def test_usable_information_of_and_matches_mutual_information():
     """I_V(X_i→Y) ≈ I(X_i;Y) = 0.311 bit per source and 0.811 bit jointly (MLPs can represent the
     Bayes decoder of these discrete tasks, so usable and Shannon information coincide)."""
-    ds = run_metric(_ctx("usable:joint=true", "pid:task=and"))
+    # Adam without weight decay reaches the Bayes decoder (SGD with the paper's weight decay
+    # stops ~0.02 bit short in 30 epochs).
+    ds = run_metric(_ctx("usable:joint=true", "pid:task=and", optimizer="adam", weight_decay=0.0, epochs=20))
     ui = ds["usable_information"].sel(seed=0)
     assert list(ds["source"].values) == ["x1", "x2", "x1+x2"]
     for src in ("x1", "x2"):
