@@ -15,7 +15,7 @@ from usable import Param, SourceData
 from usable.fit import FitConfig, fit
 
 from .estimator import SPLITS, decoder_config, measure
-from .features import BN_MODES, as_network, layer_features
+from .features import BN_MODES, as_network, layer_features, set_bn_mode
 from .layers import (NetworkDecoder, balanced_subset, classifier_for, loss_accuracy, nc_layer,
                      parse_layers)
 from .progressive_store import EpochStore, spec_key
@@ -120,25 +120,40 @@ def _dec_cfg(ctx, dib_epochs: int, dib_lr: float, dib_stop_loss: float) -> FitCo
 
 
 # ------------------------------------------------------------------------------------ dib
-def compute_dib(ctx, layers: str = "all", dib_epochs: int = 30, dib_lr: float = 2e-3, dib_stop_loss: float = 0.02,
-                bn_mode: str = "batch", minimality: bool = True, nc: bool = False,
-                memory_limit_mb: float = 2048.0) -> xr.Dataset:
-    """Train the decoder network (the run's fit settings), then sufficiency and minimality of every layer."""
-    data = ctx.data
-    _check_classes(data, "dib")
+def _trained_networks(ctx, data, bn_mode: str, checkpoint: str):
+    """(seed, network) pairs: loaded from a checkpoint written by ``nc:save=PATH``, or trained
+    with the run's fit settings, one per seed."""
+    if checkpoint:
+        from usable_nc.metric import load_checkpoint
+        nets, seeds = load_checkpoint(checkpoint, ctx, data.in_shape(0), data.n_classes)
+        for seed, net in zip(seeds, nets):
+            yield int(seed), set_bn_mode(net, bn_mode)
+        return
     dec = NetworkDecoder(ctx.decoder_obj(), bn_mode)
-    dec_cfg = _dec_cfg(ctx, dib_epochs, dib_lr, dib_stop_loss)
-    per_seed = []
     for seed in ctx.seeds:
         res = ctx.fit(data, betas=[0.0], seeds=[seed], decoders=dec, desc=f"dib: main network, seed {seed}")
-        net = as_network(res.models[0])
+        yield int(seed), as_network(res.models[0])
+
+
+def compute_dib(ctx, layers: str = "all", dib_epochs: int = 30, dib_lr: float = 2e-3, dib_stop_loss: float = 0.02,
+                bn_mode: str = "batch", minimality: bool = True, nc: bool = False,
+                memory_limit_mb: float = 2048.0, checkpoint: str = "") -> xr.Dataset:
+    """Train the decoder network (the run's fit settings) or load it from ``checkpoint``, then
+    sufficiency and minimality of every layer."""
+    data = ctx.data
+    _check_classes(data, "dib")
+    dec_cfg = _dec_cfg(ctx, dib_epochs, dib_lr, dib_stop_loss)
+    per_seed, seeds = [], []
+    for seed, net in _trained_networks(ctx, data, bn_mode, checkpoint):
+        seeds.append(seed)
         ls = parse_layers(layers, len(net.layer_names))
         m = measure_network(net, data, ls, dec_cfg=dec_cfg, bn_mode=bn_mode, seed=seed, minimality=minimality,
                             nc=nc, memory_limit_mb=memory_limit_mb, eval_batch_size=ctx.fit_config.eval_batch_size)
         per_seed.append(_dataset(m, ls, net.layer_names))
     ds = xr.concat(per_seed, dim="seed", data_vars="all", coords="minimal", compat="override",
-                   combine_attrs="override").assign_coords(seed=list(ctx.seeds))
+                   combine_attrs="override").assign_coords(seed=seeds)
     ds.attrs.update(_common_attrs(data, ls, bn_mode, dec_cfg, net))
+    ds.attrs["network"] = f"loaded from {checkpoint}" if checkpoint else "trained in this run (fit settings in attrs)"
     ds.attrs["headline"] = ["sufficiency", "minimality", "sufficiency_heldout"]
     return ds
 
@@ -253,7 +268,9 @@ def register_all(register):
         Param("minimality", True, bool, "also fit the relabelling (minimality) decoders"),
         Param("memory_limit_mb", 2048.0, float, "cached features above this size go to memory-mapped files"),
     ]
-    register("dib", compute_dib, params=common + [Param("nc", False, bool, "also neural collapse per layer")],
+    register("dib", compute_dib, params=common + [
+        Param("nc", False, bool, "also neural collapse per layer"),
+        Param("checkpoint", "", str, "measure the networks saved by nc:save=PATH instead of training one")],
              help="sufficiency and minimality (decodable information bottleneck) of every layer, in bits",
              plot=plot_dib)
     register("track", compute_track, params=common + [
