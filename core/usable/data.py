@@ -94,9 +94,11 @@ def with_classes(data: SourceData, n_classes: int) -> SourceData:
     tasks with fewer classes can train in one ensemble with others."""
     if data.target != "classes" or n_classes < (data.n_classes or 0):
         raise ValueError(f"with_classes: need a class target and n_classes >= {data.n_classes}")
-    return SourceData(data.train, data.test, list(data.names), data.target, int(n_classes),
-                      (data.class_names or []) + [f"unused{k}" for k in range(data.n_classes or 0, n_classes)]
-                      if data.class_names else None, dict(data.attrs))
+    names = None
+    if data.class_names:
+        names = list(data.class_names) + [f"unused{k}" for k in range(data.n_classes, n_classes)]
+    return SourceData(data.train, data.test, list(data.names), data.target, int(n_classes), names,
+                      dict(data.attrs))
 
 
 def combine(datas: Sequence[SourceData]) -> SourceData:

@@ -36,6 +36,20 @@ class ModuleEnsemble(nn.Module):
         return self.members[e]
 
 
+class Memberwise:
+    """A decoder with its ``build_ensemble`` hidden: members are then the plugin's own networks
+    (e.g. ``usable.Network`` of named blocks), which layer-wise analyses can hook and slice."""
+
+    def __init__(self, decoder):
+        self.decoder = decoder
+
+    def build(self, in_shape, n_out):
+        return self.decoder.build(in_shape, n_out)
+
+    def __repr__(self):
+        return f"Memberwise({self.decoder!r})"
+
+
 def make_ensemble(decoder, in_shape: Sequence[int], n_out: int, seeds: Sequence[int],
                   salt: int = 0) -> nn.Module:
     """Build an ensemble of ``len(seeds)`` members of ``decoder`` for one source."""

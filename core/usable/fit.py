@@ -94,33 +94,16 @@ class FitResult:
         return a.reshape(*lead, len(self.seeds), len(self.betas), *a.shape[1:])
 
 
-def _softmax_or_mean(out: torch.Tensor, target: str, heads: int | None, n_classes: int) -> torch.Tensor:
-    if target == "real":
-        return out
-    if heads:
-        out = out.reshape(*out.shape[:-1], heads, n_classes)
-    return torch.softmax(out, dim=-1)
-
-
-def _log_lik(out: torch.Tensor, y: torch.Tensor, target: str, heads: int | None, n_classes: int,
-             log_sigma: torch.Tensor | None) -> torch.Tensor:
-    """log f(y|x) in nats per sample: out (E, B, n_out), y (E, B[, H]) -> (E, B[, H])."""
+def _log_lik_and_pred(out: torch.Tensor, y: torch.Tensor, target: str, heads: int | None,
+                      n_classes: int, log_sigma: torch.Tensor | None, want_pred: bool):
+    """log f(y|x) in nats per sample (out (E, B, n_out), y (E, B[, H]) -> (E, B[, H])) plus, if
+    asked, what the divergence compares: class probabilities as exp(log-softmax), reusing it
+    instead of a second softmax, or the predicted means."""
     if target == "real":
         mu = out[..., 0]
         ls = log_sigma.view(-1, 1)
-        return -0.5 * math.log(2 * math.pi) - ls - 0.5 * ((y - mu) * torch.exp(-ls)) ** 2
-    if heads:
-        out = out.reshape(*out.shape[:-1], heads, n_classes)
-    logp = torch.log_softmax(out, dim=-1)
-    return torch.gather(logp, -1, y.unsqueeze(-1)).squeeze(-1)
-
-
-def _log_lik_and_pred(out: torch.Tensor, y: torch.Tensor, target: str, heads: int | None,
-                      n_classes: int, log_sigma: torch.Tensor | None, want_pred: bool):
-    """The training step's ``_log_lik`` plus, if asked, what the divergence compares (class
-    probabilities as exp(log-softmax), reusing it instead of a second softmax; or the means)."""
-    if target == "real":
-        return _log_lik(out, y, target, heads, n_classes, log_sigma), (out if want_pred else None)
+        ll = -0.5 * math.log(2 * math.pi) - ls - 0.5 * ((y - mu) * torch.exp(-ls)) ** 2
+        return ll, (out if want_pred else None)
     if heads:
         out = out.reshape(*out.shape[:-1], heads, n_classes)
     logp = torch.log_softmax(out, dim=-1)
@@ -228,14 +211,16 @@ def evaluate(models, xs, y, *, target: str, n_classes: int | None, n_members: in
     else:
         yd = y.to(device).unsqueeze(0).expand(n_members, *y.shape)
     heads = y.shape[1] if (target == "classes" and y.ndim == 2) else None
-    logps = []
+    want_div = div_fn is not None and len(outs) > 1
+    logps, preds = [], []
     for i, out in enumerate(outs):
         ls = None if log_sigma is None else log_sigma[:, i].detach()  # evaluation: no graph
-        logps.append(_log_lik(out, yd, target, heads, n_classes or 0, ls) * LOG2E)
+        ll, pred = _log_lik_and_pred(out, yd, target, heads, n_classes or 0, ls, want_div)
+        logps.append(ll * LOG2E)
+        preds.append(pred)
     logp = torch.stack(logps, dim=1).cpu()
     div = None
-    if div_fn is not None and len(outs) > 1:
-        preds = [_softmax_or_mean(o, target, heads, n_classes or 0) for o in outs]
+    if want_div:
         d = combine_divergence(div_fn, preds, form)
         div = d.reshape(n_members, -1).mean(dim=1).cpu()
     return logp, div

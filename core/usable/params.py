@@ -114,7 +114,8 @@ class Entry:
     version: str = "?"
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def create(self, given: dict[str, Any] | None = None, **kwargs):
+    def resolve(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Validated parameter values from spec text (``_`` = the positional first value)."""
         given = dict(given or {})
         if "_" in given:  # `timm:resnet18`: a positional first value, if the plugin declares one
             positional = self.extra.get("positional")
@@ -124,6 +125,9 @@ class Entry:
                     f"write {self.name}:key=value."
                 )
             given[positional] = given.pop("_")
-        values = resolve_params(f"{self.kind} {self.name!r}", self.params, given)
+        return resolve_params(f"{self.kind} {self.name!r}", self.params, given)
+
+    def create(self, given: dict[str, Any] | None = None, **kwargs):
+        values = self.resolve(given)
         values.update(kwargs)
         return self.factory(**values)

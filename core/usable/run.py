@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -32,11 +33,8 @@ def parse_int_list(values: Sequence[str | int] | str) -> list[int]:
             tok = tok.strip()
             if not tok:
                 continue
-            if "-" in tok[1:]:
-                a, b = tok.split("-", 1) if not tok.startswith("-") else (tok, None)
-                out.extend(range(int(a), int(b) + 1))
-            else:
-                out.append(int(tok))
+            m = re.fullmatch(r"(-?\d+)-(-?\d+)", tok)
+            out.extend(range(int(m[1]), int(m[2]) + 1) if m else [int(tok)])
     return out
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from .cli import fit_options, resolve_run_args, spec_options
-from .params import SpecError, resolve_params
+from .params import SpecError
 from .run import environment_attrs, now_iso, parse_float_list, parse_int_list
 from .spec import parse_spec
 from .sweep_grid import (BOOKKEEPING, FIT_FIELDS, STATUS_DONE, STATUS_FAILED, Axis, Base, Task, all_cells, build_axes,
@@ -349,11 +349,7 @@ def _validate_base(base: Base) -> None:
         checks.append(("divergences", base.divergence))
     for kind, text in checks:
         spec = parse_spec(text)
-        entry = get_entry(kind, spec.name)
-        given = dict(spec.params)
-        if "_" in given and entry.extra.get("positional"):
-            given[entry.extra["positional"]] = given.pop("_")
-        resolve_params(f"{kind[:-1]} {spec.name!r}", entry.params, given)
+        get_entry(kind, spec.name).resolve(spec.params)
 
 
 @click.command("sweep")

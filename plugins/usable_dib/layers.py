@@ -10,20 +10,21 @@ import torch
 from torch import nn
 
 from usable import Network, SourceData, Split
+from usable.ensemble import Memberwise
 
 from .features import as_network, set_bn_mode
 
 
-class NetworkDecoder:
-    """Wraps a decoder plugin object so that ``fit`` trains the plain ``usable.Network`` (not a
-    natively batched stand-in such as BatchedMLP, whose layers cannot be addressed) with the
-    chosen batch-norm mode."""
+class NetworkDecoder(Memberwise):
+    """Trains the plain ``usable.Network`` members of a decoder plugin (not a natively batched
+    stand-in such as BatchedMLP, whose layers cannot be addressed) with the chosen batch-norm mode."""
 
     def __init__(self, decoder, bn_mode: str = "batch"):
-        self.decoder, self.bn_mode = decoder, bn_mode
+        super().__init__(decoder)
+        self.bn_mode = bn_mode
 
     def build(self, in_shape, n_out) -> Network:
-        net = self.decoder.build(in_shape, n_out)
+        net = super().build(in_shape, n_out)
         if not isinstance(net, Network):
             raise TypeError(f"decoder {self.decoder!r} built a {type(net).__name__}, not a usable.Network "
                             "of named blocks; dib and track need addressable layers")

@@ -13,6 +13,7 @@ import torch
 import xarray as xr
 
 from usable import Param
+from usable.ensemble import Memberwise
 
 from .accumulator import DEFAULT_GRAM_MAX_DIM, DEFAULT_RANK_TOL, METHODS, WEIGHTINGS
 from .amortised import amortised_fit
@@ -49,19 +50,6 @@ PER_CLASS = {
     "class_nc4": ("per-class NC4 disagreement rate", "1"),
 }
 HEADLINE = ["nc1", "trace_quotient", "cdnv_mean", "nc2_etf_error", "nc3", "nc4"]
-
-
-class _Members:
-    """Hides ``build_ensemble``: hooks need each member as the plugin's own named-block Network."""
-
-    def __init__(self, decoder):
-        self.decoder = decoder
-
-    def build(self, in_shape, n_out):
-        return self.decoder.build(in_shape, n_out)
-
-    def __repr__(self):
-        return repr(self.decoder)
 
 
 def _networks_from_fit(res) -> list[torch.nn.Module]:
@@ -132,12 +120,12 @@ def compute_nc(ctx, checkpoint: str = "", save: str = "", layers: str = "", spli
         attrs["measurement"] = "separate eval-mode passes with the checkpoint's fixed weights"
     else:
         if amortised:
-            res, nets, pass1_train = amortised_fit(ctx, data, _Members(ctx.decoder_obj()), mkw)
+            res, nets, pass1_train = amortised_fit(ctx, data, Memberwise(ctx.decoder_obj()), mkw)
             attrs["measurement"] = ("amortised: train-split pass 1 folded into the last training epoch (train mode, "
                                     "moving weights, as the thesis does; Σ_W is biased); pass 2 and the test split "
                                     "in eval mode with the final weights")
         else:
-            res = ctx.fit(data, betas=[0.0], decoders=_Members(ctx.decoder_obj()))
+            res = ctx.fit(data, betas=[0.0], decoders=Memberwise(ctx.decoder_obj()))
             nets = _networks_from_fit(res)
             attrs["measurement"] = "separate eval-mode passes after training, fixed final weights"
         seeds = res.seeds
