@@ -2,20 +2,18 @@
 import numpy as np
 import pytest
 
-from usable import FitConfig, RunContext, parse_spec, run_metric
+from usable import RunSpec, run_metric
 
 
 def _ctx(metric, source="digits", epochs=2):
-    return RunContext(metric=parse_spec(metric), sources=[parse_spec(source)],
-                      decoder=parse_spec("mlp:hidden=32-16"), divergence=None, schedule=parse_spec("constant"),
-                      betas=[0.0], seeds=[0], fit_config=FitConfig(epochs=epochs, optimizer="adam", lr=0.01,
-                                                                    weight_decay=0.0, progress=False))
+    return RunSpec.create(metric, [source], decoder="mlp:hidden=32+16", divergence=None, schedule="constant",
+                          epochs=epochs, optimizer="adam", lr=0.01, weight_decay=0.0, progress=False)
 
 
 def test_dib_on_a_saved_network_equals_dib_on_the_network_trained_in_the_run(tmp_path):
     ck = tmp_path / "net.pt"
     run_metric(_ctx(f"nc:save={ck},splits=test", epochs=2))
-    opts = "layers=0;2,dib_epochs=3,minimality=false"
+    opts = "layers=0+2,dib_epochs=3,minimality=false"
     loaded = run_metric(_ctx(f"dib:checkpoint={ck},{opts}", epochs=1))  # the run's own training is skipped
     trained = run_metric(_ctx(f"dib:{opts}", epochs=2))                  # the same training, done here
     fresh = run_metric(_ctx(f"dib:{opts}", epochs=1))                    # a different network
@@ -34,5 +32,5 @@ def test_checkpoint_of_another_shape_is_refused(tmp_path):
     run_metric(_ctx(f"nc:save={ck},splits=test", epochs=1))
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "a.npz", x=rng.normal(size=(60, 5)).astype("float32"), y=np.arange(60) % 10)
-    with pytest.raises(ValueError, match=r"is for input \[1, 8, 8\] -> 10 outputs, but the source gives \[5\] -> 10"):
+    with pytest.raises(ValueError, match=r"has in_shape=\[1, 8, 8\], but this run needs \[5\]"):
         run_metric(_ctx(f"dib:checkpoint={ck}", source=f"arrays:file={tmp_path / 'a.npz'},sources=x,target=y"))

@@ -9,7 +9,7 @@ from torch import nn
 from usable_dib.estimator import SuffixDecoder, decoder_config, measure
 from usable_dib.features import layer_features, set_bn_mode
 from usable_dib.relabel import relabel
-from usable_mlp import MLP
+from usable_mlp.mlp import MLP
 
 C = 10
 

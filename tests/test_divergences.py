@@ -92,14 +92,12 @@ def test_mean_sq_for_gaussian_means():
 
 
 def test_divergences_declare_their_targets_and_wrong_target_is_a_clear_error():
-    from usable.params import SpecError
-    from usable.run import RunContext
-    from usable.spec import parse_spec
+    from usable import RunContext, RunSpec, SpecError
 
     assert get_entry("divergences", "mean_sq").extra["targets"] == ("real",)
     for name in ("l1", "tv", "js", "skl", "hellinger", "l2"):
         assert get_entry("divergences", name).extra["targets"] == ("classes",)
-    ctx = RunContext(metric=parse_spec("rine"), sources=[parse_spec("gaussian")], divergence=parse_spec("l1"))
+    ctx = RunContext(RunSpec.create("rine", ["gaussian"], divergence="l1"))
     with pytest.raises(SpecError, match=r"l1.*classes.*real.*mean_sq"):
         ctx.divergence_fn("real")
     with pytest.raises(SpecError, match="reduction"):

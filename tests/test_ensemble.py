@@ -7,12 +7,33 @@ import numpy as np
 import torch
 from torch import nn
 
-from usable.ensemble import BatchedBatchNorm, BatchedMLP, make_ensemble
-from usable.fit import FitConfig, fit
-from usable_divergences import make_l1
-from usable_mlp import make_mlp
-from usable_pid import make_pid
-from usable_schedules import make_constant, make_exp
+from usable import FitConfig, create, fit, make_ensemble
+from usable_mlp.mlp import BatchedBatchNorm, BatchedMLP
+
+
+def make_l1(reduction):
+    return create("divergences", f"l1:reduction={reduction}")
+
+
+def make_mlp(hidden=(25, 15, 10)):
+    return create("decoders", "mlp", hidden=list(hidden))
+
+
+def make_pid(**params):
+    return create("sources", "pid", **params)
+
+
+def make_exp(gamma=0.97):
+    return create("schedules", f"exp:gamma={gamma}")
+
+
+def make_constant():
+    return create("schedules", "constant")
+
+
+def member_table(res, var="cross_entropy"):
+    """(dataset, seed, beta, ...) array of a fit, from its labelled result."""
+    return res.to_dataset()[var].values
 
 CFG = FitConfig(epochs=3, progress=False, threads=1)
 
@@ -86,16 +107,17 @@ def test_members_equal_one_member_fits():
     data = make_pid(task="rdnxor", n=1200)
     kw = dict(divergence=make_l1("mean"), schedule=make_exp(), config=CFG)
     seeds, betas = [0, 1], [0.0, 5.0, 15.0]
-    joint = fit(data, make_mlp(), betas=betas, seeds=seeds, **kw)
-    ce = joint.by_seed_beta(joint.test_ce)  # (seed, beta, source)
-    for i, s in enumerate(seeds):
-        for j, b in enumerate(betas):
-            alone = fit(data, make_mlp(), betas=[b], seeds=[s], **kw)
-            np.testing.assert_allclose(ce[i, j], alone.test_ce[0], atol=1e-4)
-            np.testing.assert_allclose(joint.by_seed_beta(joint.history["train_loss"].T)[i, j],
-                                       alone.history["train_loss"][:, 0], rtol=1e-4)
+    joint_fit = fit(data, make_mlp(), betas=betas, seeds=seeds, **kw)
+    joint = joint_fit.to_dataset()
+    for s in seeds:
+        for b in betas:
+            alone = fit(data, make_mlp(), betas=[b], seeds=[s], **kw).to_dataset()
+            np.testing.assert_allclose(joint.cross_entropy.sel(seed=s, beta=b), alone.cross_entropy.sel(seed=s, beta=b),
+                                       atol=1e-4)
+            np.testing.assert_allclose(joint.train_loss.sel(seed=s, beta=b), alone.train_loss.sel(seed=s, beta=b),
+                                       rtol=1e-4)
     # and the members really differ: different seeds give different weights
-    w = joint.models[0].net[0].weight
+    w = joint_fit.models[0].net[0].weight
     assert not torch.allclose(w[0], w[3])
 
 
@@ -105,7 +127,8 @@ def test_members_are_independent():
     kw = dict(divergence=make_l1("mean"), schedule=make_constant(), seeds=[3], config=CFG)
     a = fit(data, make_mlp(), betas=[0.0, 5.0], **kw)
     b = fit(data, make_mlp(), betas=[0.0, 15.0], **kw)
-    np.testing.assert_allclose(a.test_ce[0], b.test_ce[0], atol=1e-5)   # the β = 0 member
+    ce_a, ce_b = member_table(a), member_table(b)
+    np.testing.assert_allclose(ce_a[0, 0, 0], ce_b[0, 0, 0], atol=1e-5)   # the β = 0 member
     assert abs(a.test_divergence[1] - b.test_divergence[1]) > 1e-3     # the changed member moved
 
 
@@ -124,24 +147,22 @@ def test_flat_parameters_stay_views_and_train():
 def test_several_datasets_train_as_one_ensemble():
     """fit([d1, d2, ...]) trains (dataset, seed, β) members as one batched model; each member
     equals the one-member fit on its own dataset."""
-    from usable.data import with_classes
-    from usable.fit import FitConfig, fit
-    from usable_divergences import make_l1
-    from usable_mlp import make_mlp
-    from usable_pid import make_pid
-    from usable_schedules import make_exp
+    from usable import with_classes
 
     datas = [with_classes(make_pid(task=t, n=600, seed=0), 4) for t in ("and", "xor", "imperfectrdn")]
     cfg = FitConfig(epochs=3, progress=False)
     kw = dict(divergence=make_l1("mean"), schedule=make_exp(0.9), config=cfg)
-    joint = fit(datas, make_mlp([7, 5]), betas=[0.0, 5.0], seeds=[0, 1], **kw)
-    ce = joint.by_seed_beta(joint.test_ce)  # (dataset, seed, beta, source)
-    assert ce.shape == (3, 2, 2, 2) and joint.n_datasets == 3
-    for g, d in enumerate(datas):
-        for i, s in enumerate((0, 1)):
-            for j, b in enumerate((0.0, 5.0)):
-                alone = fit(d, make_mlp([7, 5]), betas=[b], seeds=[s], **kw)
-                np.testing.assert_allclose(ce[g, i, j], alone.test_ce[0], atol=1e-4)
+    joint = fit(datas, make_mlp([7, 5]), betas=[0.0, 5.0], seeds=[0, 1], dataset_names=["and", "xor", "imp"], **kw)
+    ce = joint.to_dataset().cross_entropy
+    assert ce.dims == ("dataset", "seed", "beta", "source") and ce.shape == (3, 2, 2, 2)
+    for g, d in zip(["and", "xor", "imp"], datas):
+        for s in (0, 1):
+            for b in (0.0, 5.0):
+                alone = fit(d, make_mlp([7, 5]), betas=[b], seeds=[s], **kw).to_dataset().cross_entropy
+                np.testing.assert_allclose(ce.sel(dataset=g, seed=s, beta=b), alone.isel(dataset=0, seed=0, beta=0),
+                                           atol=1e-4)
     import pytest
-    with pytest.raises(ValueError, match="cannot train in one ensemble"):
+
+    import usable
+    with pytest.raises(usable.DataError, match="cannot train in one ensemble"):
         fit([datas[0], make_pid(task="and", n=600, seed=0)], make_mlp([7, 5]), **kw)

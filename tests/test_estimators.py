@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from usable import FitConfig, RunContext, parse_spec, run_metric
+from usable import DataError, FitConfig, RunContext, RunSpec, run_metric
 from usable.cli import make_cli
 from usable_pid import REDUNDANCY, exact_mutual_information
 
@@ -11,9 +11,8 @@ from usable_pid import REDUNDANCY, exact_mutual_information
 def _ctx(metric, source, **fit):
     cfg = dict(epochs=30, progress=False)
     cfg.update(fit)
-    return RunContext(metric=parse_spec(metric), sources=[parse_spec(source)], decoder=parse_spec("mlp"),
-                      divergence=parse_spec("l1:reduction=mean"), schedule=parse_spec("exp"),
-                      betas=[0.0], seeds=[0], fit_config=FitConfig(**cfg))
+    return RunContext(RunSpec.create(metric, [source], decoder="mlp", divergence="l1:reduction=mean", schedule="exp",
+                                     fit=FitConfig(**cfg)))
 
 
 def test_exact_mutual_information_of_the_tables():
@@ -68,5 +67,5 @@ def test_demo_command_reports_rdnxor_redundancy(tmp_path):
 def test_rine_needs_two_sources():
     ctx = _ctx("rine", "pid:task=and", epochs=1)
     ctx.__dict__["data"] = ctx.data.select([0])  # one source only
-    with pytest.raises(ValueError, match="rine needs at least 2 sources"):
+    with pytest.raises(DataError, match="rine needs at least 2 sources"):
         run_metric(ctx)

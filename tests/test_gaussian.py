@@ -8,10 +8,7 @@ import pytest
 import torch
 from scipy.optimize import minimize_scalar
 
-from usable import FitConfig
-from usable.registry import get_entry
-from usable.run import RunContext, run_metric
-from usable.spec import parse_spec
+from usable import FitConfig, RunContext, RunSpec, get_entry, run_metric
 
 FAST = dict(epochs=10, batch_size=512, optimizer="adam", lr=0.1, lr_decay=0.9, weight_decay=0.0,
             progress=False)
@@ -23,9 +20,8 @@ def half_log2(sigma):
 
 
 def ctx_for(metric, source, betas=(15.0,), seeds=(0, 1)):
-    return RunContext(metric=parse_spec(metric), sources=[parse_spec(source)], decoder=parse_spec("linear"),
-                      divergence=parse_spec("mean_sq"), schedule=parse_spec("exp:gamma=0.7"),
-                      betas=list(betas), seeds=list(seeds), fit_config=FitConfig(**FAST))
+    return RunContext(RunSpec.create(metric, [source], decoder="linear", divergence="mean_sq", schedule="exp:gamma=0.7",
+                                     betas=betas, seeds=seeds, fit=FitConfig(**FAST)))
 
 
 def test_source_modes_are_what_they_claim():

@@ -6,7 +6,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from test_nc_accumulator import reference
-from usable_mlp import make_mlp
+from usable_mlp import make_mlp  # the plugin's factory, called directly
 from usable_nc import NCStateError, measure_layers
 
 

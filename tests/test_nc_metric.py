@@ -39,7 +39,7 @@ def test_every_layer_of_cnn_minus_is_stored_and_shown(cnn_run):
     assert np.isfinite(ds["nc3"].sel(layer="block3")).all() and np.isnan(ds["nc3"].sel(layer="block1")).all()
     assert (ds["rank"].values == 9).all()
     # per-class counts add up to the split sizes of the source
-    data = usable.create_source("digits")
+    data = usable.create("sources", "digits")
     assert int(ds["class_count"].sel(layer="head", split="train").sum()) == len(data.train)
     assert int(ds["class_count"].sel(layer="head", split="test").sum()) == len(data.test)
     out = _run(["results", "show", str(store), "trained"])
@@ -61,11 +61,8 @@ def test_checkpoint_reproduces_the_trained_networks_measurement(cnn_run, tmp_pat
 
 
 def test_amortised_mode_says_so_and_measures_full_train_split():
-    from usable.fit import FitConfig
-    from usable.run import RunContext
-    from usable.spec import parse_spec
-    ctx = RunContext(metric=parse_spec("nc:amortised=true,method=two_pass"), sources=[parse_spec("digits")],
-                     decoder=parse_spec("mlp:hidden=32-16"), seeds=[0], fit_config=FitConfig(epochs=2, progress=False))
+    ctx = usable.RunContext(usable.RunSpec.create("nc:amortised=true,method=two_pass", ["digits"],
+                                                  decoder="mlp:hidden=32+16", epochs=2, progress=False))
     ds = usable.run_metric(ctx)
     assert ds.attrs["amortised"] is True and ds.attrs["measurement"].startswith("amortised")
     n_train = len(ctx.data.train)
@@ -74,8 +71,6 @@ def test_amortised_mode_says_so_and_measures_full_train_split():
 
 
 def test_nc_refuses_several_sources():
-    from usable.run import RunContext
-    from usable.spec import parse_spec
-    ctx = RunContext(metric=parse_spec("nc"), sources=[parse_spec("pid:task=and")])
+    ctx = usable.RunContext(usable.RunSpec.create("nc", ["pid:task=and"]))
     with pytest.raises(ValueError, match="single --source"):
         usable.run_metric(ctx)

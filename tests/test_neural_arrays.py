@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from usable import create_source, format_spec
+from usable import create, format_spec
 
 
 def arrays(**params):
-    return create_source(format_spec("arrays", {k: str(v) for k, v in params.items()}))
+    return create("sources", format_spec("arrays", {k: str(v) for k, v in params.items()}))
 
 
 def test_npz_sources_stay_aligned_with_target(tmp_path):
@@ -19,7 +19,7 @@ def test_npz_sources_stay_aligned_with_target(tmp_path):
     x2 = (idx[:, None, None] * 10 + np.arange(6).reshape(1, 2, 3)).astype(np.float32)
     y = rng.choice([3, 7, 9], size=n)
     np.savez(tmp_path / "d.npz", pmd=x1, m1=x2, target=y)
-    data = arrays(file=tmp_path / "d.npz", sources="pmd;m1", target="target", test_fraction=0.25, seed=3)
+    data = arrays(file=tmp_path / "d.npz", sources="pmd+m1", target="target", test_fraction=0.25, seed=3)
     assert data.names == ["pmd", "m1"] and data.target == "classes"
     assert data.class_names == ["3", "7", "9"] and data.n_classes == 3
     assert len(data.train) + len(data.test) == n
@@ -63,12 +63,12 @@ def test_position_target_binned_into_sectors(tmp_path):
 def test_bad_names_list_what_exists(tmp_path):
     np.savez(tmp_path / "d.npz", a=np.zeros((4, 2)), y=np.arange(4))
     with pytest.raises(ValueError, match=r"no array\(s\) b; it holds: a, y"):
-        arrays(file=tmp_path / "d.npz", sources="a;b", target="y")
+        arrays(file=tmp_path / "d.npz", sources="a+b", target="y")
     np.savez(tmp_path / "e.npz", a=np.zeros((5, 2)), y=np.arange(4))
     with pytest.raises(ValueError, match=r"source 'a' has 5 samples but target 'y' has 4"):
         arrays(file=tmp_path / "e.npz", sources="a", target="y")
     xr.Dataset({"a": (("trial", "unit"), np.zeros((4, 2))), "y": ("trial", np.arange(4))}).to_zarr(tmp_path / "z.zarr", consolidated=False)
     with pytest.raises(ValueError, match=r"no variable\(s\) pmd; it holds: a, y"):
         arrays(file=tmp_path / "z.zarr", sources="pmd", target="y")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ValueError, match="does not exist"):
         arrays(file=tmp_path / "none.npz", sources="a", target="y")

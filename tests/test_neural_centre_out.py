@@ -5,15 +5,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from usable import create_source, format_spec
+from usable import create, format_spec
 from usable.cli import make_cli
-from usable_neural.centre_out import AREAS, simulate_session
+from usable_neural.simulation import AREAS, simulate_session
 from usable_neural.recording import trial_features
 from usable_neural.windows import parse_windows
 
 
 def source(name, **params):
-    return create_source(format_spec(name, {k: str(v) for k, v in params.items()}))
+    return create("sources", format_spec(name, {k: str(v) for k, v in params.items()}))
 
 
 def test_mean_counts_match_the_cosine_rate_model():
@@ -22,7 +22,7 @@ def test_mean_counts_match_the_cosine_rate_model():
     params = {a: {"baseline": np.array([10.0, 20.0]), "depth": np.array([8.0, 15.0]) * (1 if a == "PMd" else 0.5),
                   "preferred": np.array([0.0, np.pi / 2]), "gain_phase": np.zeros(2)} for a in AREAS}
     rec = simulate_session(n_trials=1000, targets=8, drift=0.0, gain_mod=0.0, unit_params=params, seed=11)
-    feats = trial_features(rec, event="target_on_time", windows=parse_windows("-200:0;0:100;200:400"),
+    feats = trial_features(rec, event="target_on_time", windows=parse_windows("-200:0+0:100+200:400"),
                            target="target_pos", warn=False)
     k = rec.trials["target_index"][feats.trial_index]
 
@@ -50,7 +50,7 @@ def test_nwb_round_trip_gives_identical_sources(tmp_path):
                                       "--seed", "4"])
     assert result.exit_code == 0, result.output
     assert "session1.nwb (96 trials, 12 units)" in result.output
-    sim = source("centre_out", n_trials=12, units=6, seed=4, areas="PMd;M1", window="50:450:100")
+    sim = source("centre_out", n_trials=12, units=6, seed=4, areas="PMd+M1", window="50:450:100")
     nwb = source("nwb", file=tmp_path / "session1.nwb", window="50:450:100", group_by="location",
                  target="target_pos", bins=8, seed=4)
     assert sim.names == nwb.names == [f"{a}/{w}" for a in AREAS
@@ -66,5 +66,5 @@ def test_sessions_are_paired_and_named():
     assert data.names == ["session1", "session2", "session3"]
     assert data.n_classes == 8
     assert np.bincount(torch.cat([data.train.y, data.test.y]).numpy()).tolist() == [10] * 8
-    with pytest.raises(ValueError, match="the simulated areas are PMd;M1"):
+    with pytest.raises(ValueError, match=r"the simulated areas are PMd\+M1"):
         source("centre_out", areas="V1")

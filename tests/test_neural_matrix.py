@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from usable import list_metrics, open_results
+from usable import list_names, open_results
 from usable.cli import make_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif("redundancy_matrix" not in list_metrics(),
+pytestmark = pytest.mark.skipif("redundancy_matrix" not in list_names("metrics"),
                                 reason="the redundancy_matrix metric (plugins/usable_info/matrix.py) is not registered")
 
 
 def run_config(name, store, *extra):
-    out = CliRunner().invoke(make_cli(), ["run", "--config", str(ROOT / "configs" / name), "--store", str(store),
+    out = CliRunner().invoke(make_cli(), ["run", "--config", name.removesuffix(".toml"), "--store", str(store),
                                           "--no-progress", *extra])
     assert out.exit_code == 0, out.output
     results = open_results(store)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from pynwb import NWBFile, NWBHDF5IO
 
-from usable import create_source, format_spec
+from usable import create, format_spec
 from usable_neural.recording import trial_features
-from usable_neural.nwb import read_recording
+from usable_neural.nwb_files import read_recording
 from usable_neural.windows import parse_windows
 
 WINDOWS_MS = [(0.0, 100.0), (100.0, 200.0)]
@@ -62,7 +62,7 @@ def make_session(n_per_class=(2, 2, 2, 2), seed=0, nan_event=(), failed=()):
 
 def nwb(**params):
     """The nwb source through its spec text, exactly as `--source nwb:key=value,...` creates it."""
-    return create_source(format_spec("nwb", {k: str(v) for k, v in params.items()}))
+    return create("sources", format_spec("nwb", {k: str(v) for k, v in params.items()}))
 
 
 def direct_counts(units, events, windows_ms):
@@ -89,7 +89,7 @@ def sorted_rows(mat):
 def test_counts_match_direct_numpy_including_edges(tmp_path):
     trials, units, classes = make_session((3, 3, 3, 3), seed=1)
     path = write_nwb(tmp_path / "s.nwb", trials, units)
-    feats = trial_features(read_recording(path), event="target_on_time", windows=parse_windows("0:100;100:200"),
+    feats = trial_features(read_recording(path), event="target_on_time", windows=parse_windows("0:100+100:200"),
                            target="target_pos", group_by="location")
     ref = direct_counts(units, trials["target_on_time"], WINDOWS_MS)
     np.testing.assert_array_equal(feats.counts, ref)
@@ -98,7 +98,7 @@ def test_counts_match_direct_numpy_including_edges(tmp_path):
     np.testing.assert_array_equal(feats.counts[:, :, 0], np.ones((12, 2), dtype=np.int64))
     assert feats.counts[:, :, 1:].sum() > 0  # the random units are not all empty
 
-    data = nwb(file=str(path), window="0:100;100:200", group_by="location", bins=4,
+    data = nwb(file=str(path), window="0:100+100:200", group_by="location", bins=4,
                          test_fraction=0.25)
     assert data.names == ["PMd/0:100ms", "PMd/100:200ms", "M1/0:100ms", "M1/100:200ms"]
     assert len(data.train) == 8 and len(data.test) == 4
@@ -113,10 +113,10 @@ def test_counts_match_direct_numpy_including_edges(tmp_path):
 def test_normalisations(tmp_path):
     trials, units, _ = make_session((2, 2, 2, 2), seed=2)
     path = write_nwb(tmp_path / "s.nwb", trials, units)
-    spec = dict(file=str(path), window="0:100;100:300", test_fraction=0.5)
-    counts = nwb(normalise="counts", **spec)
-    rate = nwb(normalise="rate", **spec)
-    sqrt = nwb(normalise="sqrt", **spec)
+    spec = dict(file=str(path), window="0:100+100:300", test_fraction=0.5)
+    counts = nwb(normalize="counts", **spec)
+    rate = nwb(normalize="rate", **spec)
+    sqrt = nwb(normalize="sqrt", **spec)
     for k, width_s in enumerate([0.1, 0.2]):
         c = counts.train.xs[k]
         torch.testing.assert_close(rate.train.xs[k], c / width_s)
@@ -155,7 +155,7 @@ def test_sessions_paired_by_class(tmp_path):
     t2, u2, c2 = make_session((2, 3, 2, 2), seed=6)
     p1 = write_nwb(tmp_path / "day1.nwb", t1, u1)
     p2 = write_nwb(tmp_path / "day2.nwb", t2, u2)
-    spec = dict(file=f"{p1};{p2}", window="0:100", bins=4, test_fraction=0.5)
+    spec = dict(file=f"{p1}+{p2}", window="0:100", bins=4, test_fraction=0.5)
     data = nwb(**spec)
     assert data.names == ["day1", "day2"]
     xs, y = all_rows(data)
@@ -185,7 +185,7 @@ def test_missing_columns_name_the_existing_ones(tmp_path):
     with pytest.raises(ValueError, match=r"units table has no column 'area'; its columns are: location, spike_times"):
         nwb(file=str(path), group_by="area")
     with pytest.raises(ValueError, match=r"no units in group\(s\) V1; groups present: PMd, M1"):
-        nwb(file=str(path), group_by="location", groups="PMd;V1")
+        nwb(file=str(path), group_by="location", groups="PMd+V1")
     with pytest.raises(ValueError, match=r"bins=0 for a categorical column|bin it into angular sectors"):
         nwb(file=str(path), bins=0)
 
@@ -194,10 +194,10 @@ def test_window_outside_trial_is_a_clear_error(tmp_path):
     trials, units, _ = make_session(seed=8)  # trials cover -300 .. +500 ms around target onset
     path = write_nwb(tmp_path / "s.nwb", trials, units)
     with pytest.raises(ValueError, match=r"window 400:600ms lies outside 8 of 8 trials .*-300 to 500 ms"):
-        nwb(file=str(path), window="0:100;400:600")
+        nwb(file=str(path), window="0:100+400:600")
     with pytest.raises(ValueError, match=r"window -400:0ms lies outside"):
         nwb(file=str(path), window="-400:0")
-    data = nwb(file=str(path), window="-300:0;400:500", bins=4, test_fraction=0.5)  # edges fit
+    data = nwb(file=str(path), window="-300:0+400:500", bins=4, test_fraction=0.5)  # edges fit
     assert data.n_sources == 2
     with pytest.raises(ValueError, match=r"end \(50 ms\) must be after the start"):
         nwb(file=str(path), window="100:50")
@@ -206,7 +206,7 @@ def test_window_outside_trial_is_a_clear_error(tmp_path):
 def test_window_range_syntax():
     w = parse_windows("50:450:100")
     assert [(x.start_ms, x.stop_ms) for x in w] == [(50, 150), (150, 250), (250, 350), (350, 450)]
-    assert [x.label for x in parse_windows("-200:0;0:50.5")] == ["-200:0ms", "0:50.5ms"]
+    assert [x.label for x in parse_windows("-200:0+0:50.5")] == ["-200:0ms", "0:50.5ms"]
 
 
 def test_group_by_electrode_group_and_its_location(tmp_path):

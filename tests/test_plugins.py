@@ -76,7 +76,7 @@ def test_third_party_plugin_in_a_fresh_process(tmp_path):
     assert out.stdout.startswith("logistic")
 
 
-def test_duplicate_names_name_both_plugins(tmp_path, monkeypatch):
+def test_duplicate_names_are_reported_and_everything_else_keeps_working(tmp_path, monkeypatch):
     code = '''
 import usable
 @usable.hookimpl
@@ -86,11 +86,21 @@ def register_sources(register):
     root = build_distribution(tmp_path / "dup", dist="usable-clash", package="usable_clash", ep_name="clash",
                               code=code)
     _activate(monkeypatch, root)
+    pm = get_manager()  # loading does not fail: the clashing name alone is unusable
     with pytest.raises(PluginError) as err:
-        get_manager()
+        pm.registry("sources").get("pid")
     msg = str(err.value)
     assert "'pid'" in msg and "clash" in msg and "usable-clash" in msg and "(usable)" in msg
     assert "USABLE_LOAD_PLUGINS" in msg
+    runner = CliRunner()
+    assert runner.invoke(_cli(), ["--version"]).exit_code == 0
+    assert runner.invoke(_cli(), ["--help"]).exit_code == 0
+    out = runner.invoke(_cli(), ["plugins"])
+    assert out.exit_code == 0 and "CLASH: duplicate source name 'pid'" in out.output and "usable-clash" in out.output
+    out = runner.invoke(_cli(), ["list", "sources"])
+    assert out.exit_code == 0 and "digits" in out.output and "pid " not in out.output
+    out = runner.invoke(_cli(), ["run", "rine", "--source", "pid:task=and"])
+    assert out.exit_code == 1 and "duplicate source name 'pid'" in out.output and "Traceback" not in out.output
 
 
 def test_unknown_names_suggest_close_matches():

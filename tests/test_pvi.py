@@ -6,10 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from usable import FitConfig, open_results, write_run
-from usable.registry import get_entry
-from usable.run import RunContext, run_metric
-from usable.spec import parse_spec
+from usable import FitConfig, RunSpec, get_entry, open_results, run_metric, write_run
 from usable_pid import exact_mutual_information
 
 FAST = dict(epochs=10, batch_size=256, optimizer="adam", lr=0.1, lr_decay=0.9, weight_decay=0.0,
@@ -17,9 +14,7 @@ FAST = dict(epochs=10, batch_size=256, optimizer="adam", lr=0.1, lr_decay=0.9, w
 
 
 def usable_run(source, seeds=(0, 1)):
-    ctx = RunContext(metric=parse_spec("usable"), sources=[parse_spec(source)], decoder=parse_spec("linear"),
-                     seeds=list(seeds), fit_config=FitConfig(**FAST))
-    return run_metric(ctx)
+    return run_metric(RunSpec.create("usable", [source], decoder="linear", seeds=seeds, fit=FitConfig(**FAST)))
 
 
 def test_pvi_on_and_task_matches_exact_pointwise_information(store):

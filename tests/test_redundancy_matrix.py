@@ -13,10 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from usable import SourceData, Split
-from usable.cli import build_context
-from usable.fit import FitConfig
-from usable.run import run_metric
+from usable import FitConfig, RunContext, RunSpec, SourceData, Split, run_metric
 
 TRUE = np.array([[1, 1, 0, 1],
                  [1, 1, 0, 1],
@@ -39,10 +36,8 @@ def two_bits(n=2000, seed=0) -> SourceData:
 
 
 def context(metric, data, betas="15", seeds="0", **changes):
-    cfg = replace(CFG, **changes)
-    ctx = build_context(metric, ["given"], "mlp", "l1:reduction=mean", "exp", [betas], [seeds], cfg)
-    ctx.__dict__["data"] = data  # a hand-built SourceData instead of a registered source
-    return ctx
+    spec = RunSpec.create(metric, [], "mlp", "l1:reduction=mean", "exp", betas, seeds, replace(CFG, **changes))
+    return RunContext(spec, data=data)  # a hand-built SourceData instead of a registered source
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +83,8 @@ def test_vectorised_pairs_equal_separate_fits():
 
 
 def test_plot_writes_heatmap(matrix_ds, tmp_path, store):
+    from usable import open_results, write_run
     from usable.plotting import plot_run
-    from usable.store import open_results, write_run
     run_id = write_run(store, matrix_ds)
     out = plot_run(open_results(store)[run_id], str(tmp_path / "m.png"))
     import matplotlib.image as mpimg

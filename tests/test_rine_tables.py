@@ -10,24 +10,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from usable.cli import build_context
-from usable.fit import FitConfig
-from usable.run import run_metric
-from usable.store import open_results
+from usable import RunSpec, SpecError, open_results, run_metric
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "configs" / "rine-table-a5.toml"
 
 
 def quick(tasks, betas="15", seeds="0-1", n=4000, **metric):
     extra = "".join(f",{k}={v}" for k, v in metric.items())
-    ctx = build_context(f"rine_table:tasks={tasks},n={n}{extra}", [], "mlp:hidden=25-15-10", "l1:reduction=mean",
-                        "exp:gamma=0.97", [betas], [seeds], FitConfig(epochs=30, progress=False, threads=1))
-    return run_metric(ctx)
+    return run_metric(RunSpec.create(f"rine_table:tasks={tasks},n={n}{extra}", [], "mlp:hidden=25+15+10",
+                                     "l1:reduction=mean", "exp:gamma=0.97", betas, seeds, epochs=30, progress=False,
+                                     threads=1))
 
 
 def test_quick_rdnxor_and_unq_at_beta_15():
-    ds = quick("rdnxor-unq")
+    ds = quick("rdnxor+unq")
     ri = ds["redundant_information"].sel(beta=15.0).mean("seed")
     print("\n" + ds.attrs["report"])
     assert ri.sel(task="rdnxor") >= 0.93          # truth 1 bit; paper 0.977
@@ -40,17 +36,17 @@ def test_quick_rdnxor_and_unq_at_beta_15():
 
 
 def test_bad_task_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown task"):
-        quick("rdnxor-nope", n=200)
+    with pytest.raises(SpecError, match="unknown task"):
+        quick("rdnxor+nope", n=200)
 
 
 @pytest.mark.slow
 def test_make_repro_reproduces_table_1_and_a5(tmp_path):
-    """`usable run --config configs/rine-table-a5.toml`: one stored run; β = 15 within 0.03 bit of
+    """`usable run --config rine-table-a5`: one stored run; β = 15 within 0.03 bit of
     Table 1 on every row, β = 0 and 5 within 0.05 bit of Table A5 (reference protocol:
     held-out cross-entropy averaged over the last 5 epochs), sd over seeds reported."""
     store = tmp_path / "repro.zarr"
-    out = subprocess.run([sys.executable, "-m", "usable.cli", "run", "--config", str(CONFIG), "--store", str(store),
+    out = subprocess.run([sys.executable, "-m", "usable.cli", "run", "--config", "rine-table-a5", "--store", str(store),
                           "--no-progress"], capture_output=True, text=True, cwd=ROOT)
     print(out.stdout[-3000:], out.stderr[-2000:])
     assert out.returncode == 0

@@ -4,9 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from usable import FitConfig, SourceData, Split, fit
-from usable.params import SpecError
-from usable.registry import get_entry
+from usable import FitConfig, SourceData, SpecError, Split, fit, get_entry
 
 
 def sched(name, **params):

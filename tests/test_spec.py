@@ -1,25 +1,23 @@
 """Plugin spec text form and parameter validation."""
 import pytest
 
-from usable import create_decoder, create_divergence, create_schedule, create_source, parse_spec
-from usable.params import SpecError
-from usable.spec import format_spec
+from usable import SpecError, create, format_spec, parse_spec
 
 
 def test_round_trip():
-    s = parse_spec("mlp:hidden=25-15-10,batch_norm=false")
-    assert s.name == "mlp" and s.params == {"hidden": "25-15-10", "batch_norm": "false"}
-    assert str(s) == "mlp:hidden=25-15-10,batch_norm=false"
+    s = parse_spec("mlp:hidden=25+15+10,batch_norm=false")
+    assert s.name == "mlp" and s.params == {"hidden": "25+15+10", "batch_norm": "false"}
+    assert str(s) == "mlp:hidden=25+15+10,batch_norm=false"
     assert parse_spec(str(s)) == s
     assert format_spec("pid") == "pid"
     assert str(parse_spec("timm:resnet18,drop=0")) == "timm:resnet18,drop=0"
 
 
 def test_values_are_typed_and_defaulted():
-    mlp = create_decoder("mlp:hidden=7-3,batch_norm=no")
+    mlp = create("decoders", "mlp:hidden=7+3,batch_norm=no")
     assert mlp.hidden == [7, 3] and mlp.batch_norm is False
-    assert create_decoder("mlp").hidden == [25, 15, 10]
-    sched = create_schedule("exp:gamma=0.5")
+    assert create("decoders", "mlp").hidden == [25, 15, 10]
+    sched = create("schedules", "exp:gamma=0.5")
     assert sched(0, 10) == 0.0 and sched(1, 10) == 0.5 and sched(2, 10) == 0.75
 
 
@@ -33,14 +31,14 @@ def test_values_are_typed_and_defaulted():
 ])
 def test_bad_source_specs(text, needles):
     with pytest.raises(SpecError) as err:
-        create_source(text)
+        create("sources", text)
     for needle in needles:
         assert needle in str(err.value), str(err.value)
 
 
 def test_bad_choice_on_divergence():
     with pytest.raises(SpecError) as err:
-        create_divergence("l1:reduction=max")
+        create("divergences", "l1:reduction=max")
     assert "allowed values: sum, mean" in str(err.value)
 
 

@@ -12,10 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from usable import FitConfig
-from usable.registry import get_entry
-from usable.run import RunContext, run_metric
-from usable.spec import parse_spec
+from usable import FitConfig, RunSpec, get_entry, run_metric
 from usable_synthetic.overlap import class_sets, true_redundancy_bits
 
 
@@ -80,8 +77,7 @@ def test_source_samples_follow_the_description():
 
 
 def cosine(*sources):
-    ctx = RunContext(metric=parse_spec("cosine"), sources=[parse_spec(s) for s in sources])
-    return run_metric(ctx)
+    return run_metric(RunSpec.create("cosine", sources))
 
 
 def test_cosine_against_a_naive_loop_and_exact_values():
@@ -108,10 +104,8 @@ FIG5 = dict(epochs=15, batch_size=128, optimizer="adam", lr=0.05, lr_decay=0.9, 
 
 
 def rine(source):
-    ctx = RunContext(metric=parse_spec("rine"), sources=[parse_spec(source)], decoder=parse_spec("linear"),
-                     divergence=parse_spec("l1:reduction=mean"), schedule=parse_spec("exp:gamma=0.7"),
-                     betas=[15.0], seeds=[0, 1], fit_config=FitConfig(**FIG5))
-    return run_metric(ctx)
+    return run_metric(RunSpec.create("rine", [source], "linear", "l1:reduction=mean", "exp:gamma=0.7", [15.0], [0, 1],
+                                     FitConfig(**FIG5)))
 
 
 def test_figure5_rine_is_flat_in_noise_units_while_cosine_falls():

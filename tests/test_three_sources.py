@@ -6,12 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from usable import FitConfig, SourceData, Split
-from usable.fit import combine_divergence, fit
-from usable.info import null_logp
-from usable.registry import get_entry
-from usable.run import RunContext, run_metric
-from usable.spec import parse_spec
+from usable import FitConfig, RunSpec, SourceData, Split, combine_divergence, fit, get_entry, null_logp, run_metric
 from usable_pid import exact_mutual_information
 
 FAST = dict(epochs=10, batch_size=128, optimizer="adam", lr=0.05, lr_decay=0.9, weight_decay=0.0,
@@ -45,18 +40,16 @@ def test_three_source_tasks_have_the_stated_information():
 
 
 def rine(sources, form, betas=(15.0,)):
-    ctx = RunContext(metric=parse_spec("rine"), sources=sources, decoder=parse_spec("linear"),
-                     divergence=parse_spec("l1"), schedule=parse_spec("exp:gamma=0.7"), betas=list(betas),
-                     seeds=[0, 1], fit_config=FitConfig(**FAST, divergence_form=form))
-    return run_metric(ctx)
+    return run_metric(RunSpec.create("rine", sources, "linear", "l1", "exp:gamma=0.7", betas, [0, 1],
+                                     FitConfig(**FAST, divergence_form=form)))
 
 
 @pytest.mark.parametrize("form", ["pairwise", "consensus"])
 def test_rdn3_and_xor3(form):
-    rdn = rine([parse_spec("pid:task=rdn3,n=4000")], form)
+    rdn = rine(["pid:task=rdn3,n=4000"], form)
     assert rdn.sizes["source"] == 3 and rdn.attrs["divergence_form"] == form
     assert float(rdn.redundant_information.min()) >= 0.9, rdn.redundant_information.values
-    xor = rine([parse_spec("pid:task=xor3,n=4000")], form)
+    xor = rine(["pid:task=xor3,n=4000"], form)
     assert float(xor.redundant_information.max()) <= 0.05, xor.redundant_information.values
 
 
@@ -86,6 +79,6 @@ def test_the_divergence_couples_all_n_sources(form):
         d = data.select(sub)
         res = fit(d, lin, divergence=div, schedule=sched, betas=[0.0, 15.0], seeds=[0],
                   config=FitConfig(**FAST, divergence_form=form))
-        i_cap = h_null - res.by_seed_beta(res.test_ce).mean(axis=-1)[0]  # (beta,)
+        i_cap = h_null - res.to_dataset().cross_entropy.isel(dataset=0, seed=0).mean("source").values  # (beta,)
         np.testing.assert_allclose(i_cap[0], 1.0, atol=0.05)  # β = 0: each source's own bit
         assert lo <= i_cap[1] <= hi, (sub, form, i_cap)

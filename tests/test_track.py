@@ -5,23 +5,19 @@ import pytest
 import torch
 import xarray as xr
 
-from usable.run import RunContext, run_metric
-from usable.fit import FitConfig
-from usable.spec import parse_spec
-from usable.store import open_results, write_run
-
+from usable import RunContext, RunSpec, open_results, run_metric, write_run
 from usable_dib import EpochStore, equi_separation
-from usable_dib.layers import balanced_subset
+from usable_dib.subset import balanced_subset
 from usable_dib.progressive_store import CheckpointMismatch
 
 SOURCE = "digits:test_fraction=0.1"  # ~180 test images -> a balanced training subset of that size
 
 
 def make_ctx(ckpt, max_epochs, **extra):
-    params = {"max_epochs": max_epochs, "dib_epochs": 3, "layers": "0;1;2", "checkpoint": str(ckpt), **extra}
+    params = {"max_epochs": max_epochs, "dib_epochs": 3, "layers": "0+1+2", "checkpoint": str(ckpt), **extra}
     spec = "track:" + ",".join(f"{k}={v}" for k, v in params.items())
-    return RunContext(metric=parse_spec(spec), sources=[parse_spec(SOURCE)], decoder=parse_spec("mlp:hidden=32-16"),
-                      seeds=[0], fit_config=FitConfig(batch_size=32, progress=False, threads=1))
+    return RunContext(RunSpec.create(spec, [SOURCE], decoder="mlp:hidden=32+16", batch_size=32, progress=False,
+                                     threads=1))
 
 
 def naive_nc1(h, y, C):
@@ -77,7 +73,8 @@ def test_input_nc1_matches_naive_computation(tracked):
 def test_loss_and_accuracy_match_the_checkpointed_network(tracked):
     tmp, ckpt, first, ds, ctx = tracked
     from usable.ensemble import make_ensemble
-    from usable_dib.layers import NetworkDecoder, loss_accuracy
+    from usable_dib.evaluation import loss_accuracy
+    from usable_dib.network import NetworkDecoder
     state = EpochStore(ckpt).load_state()
     assert state["epochs_done"] == 2
     model = make_ensemble(NetworkDecoder(ctx.decoder_obj()), (1, 8, 8), 10, [0])
@@ -128,10 +125,10 @@ def test_digits_config_end_to_end(tmp_path):
     from pathlib import Path
     from click.testing import CliRunner
     from usable.cli import make_cli
-    cfg = tomllib.loads(Path("configs/track-digits.toml").read_text())
+    cfg = tomllib.loads(Path("core/usable/configs/track-digits.toml").read_text())
     metric = cfg["metric"].replace("results/track-digits.ckpt", str(tmp_path / "ckpt"))
     store = tmp_path / "r.zarr"
-    out = CliRunner().invoke(make_cli(), ["run", metric, "--config", "configs/track-digits.toml",
+    out = CliRunner().invoke(make_cli(), ["run", metric, "--config", "track-digits",
                                           "--store", str(store), "--no-progress"])
     assert out.exit_code == 0, out.output
     res = open_results(store)

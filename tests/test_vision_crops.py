@@ -8,10 +8,9 @@ import pytest
 import xarray as xr
 from click.testing import CliRunner
 
-from usable import open_results
+from usable import get_entry, open_results
 from usable.cli import make_cli
 from usable.plotting import plot_generic
-from usable.registry import get_entry
 from usable_vision.fixtures import write_cifar10
 
 try:
@@ -19,7 +18,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "core" / "usable" / "configs"
 
 
 def _grid_widths(name):

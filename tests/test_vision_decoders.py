@@ -4,8 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from usable import FitConfig, Network, SourceData, Split, fit
-from usable.registry import get_entry
+from usable import FitConfig, Network, SourceData, Split, fit, get_entry
 from usable_vision.decoders import count_parameters
 
 
@@ -133,7 +132,7 @@ def test_decoders_need_images():
         _decoder("cnn_plus").build((64,), 10)
 
 
-@pytest.mark.parametrize("spec,params", [("cnn_plus", {"widths": "8-16-32"}), ("cnn_minus", {}),
+@pytest.mark.parametrize("spec,params", [("cnn_plus", {"widths": "8+16+32"}), ("cnn_minus", {}),
                                          ("resnet18", {"width": 8}), ("timm:resnet18", {})])
 def test_named_layers_split_the_network_exactly(spec, params):
     """What nc and dib rely on: running blocks ..l then forward_from(h, l) is the whole network,

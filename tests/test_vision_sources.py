@@ -7,9 +7,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from usable import SpecError
+from usable import SpecError, get_entry
 from usable.cli import make_cli
-from usable.registry import get_entry
 from usable_vision.fixtures import CIFAR_CLASSES, write_cifar10, write_fashion_mnist
 
 
@@ -59,15 +58,15 @@ def test_fashion_mnist_reads_gzipped_idx(tmp_path):
 
 
 def test_missing_datasets_say_where_and_how(tmp_path, monkeypatch):
-    with pytest.raises(FileNotFoundError) as exc:
+    with pytest.raises(ValueError) as exc:
         _source("cifar10", root=tmp_path)
     msg = str(exc.value)
     assert str(tmp_path / "cifar-10-batches-py") in msg and "download=true" in msg and "data_batch_1" in msg
-    with pytest.raises(FileNotFoundError, match="FashionMNIST"):
+    with pytest.raises(ValueError, match="FashionMNIST"):
         _source("fashion_mnist", root=tmp_path)
     # the default root is $USABLE_DATA, read when the source is created
     monkeypatch.setenv("USABLE_DATA", str(tmp_path / "elsewhere"))
-    with pytest.raises(FileNotFoundError, match="elsewhere"):
+    with pytest.raises(ValueError, match="elsewhere"):
         _source("cifar10")
     # on the command line: one clear line, no traceback
     out = CliRunner().invoke(make_cli(), ["run", "usable", "--source", "cifar10", "--epochs", "1", "--no-progress"])
@@ -76,7 +75,7 @@ def test_missing_datasets_say_where_and_how(tmp_path, monkeypatch):
 
 def test_md5_verification_rejects_non_official_files(tmp_path):
     write_cifar10(tmp_path)
-    with pytest.raises(FileNotFoundError, match="md5"):
+    with pytest.raises(ValueError, match="md5"):
         _source("cifar10", root=tmp_path, verify="true")
 
 

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from usable import SpecError
-from usable.registry import get_entry
+from usable import SpecError, get_entry
 from usable_vision.views import channels, crops, frequency, lowpass_mask, overlap_columns, split_views
 
 

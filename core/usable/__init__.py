@@ -1,25 +1,45 @@
-"""usable: how much information about a target a family of decoders can actually use."""
+"""usable: how much information about a target a family of decoders can actually use.
+
+``__all__`` is the whole public surface, for built-in and third-party plugins alike. Names load
+on first use (PEP 562), so ``from usable import hookimpl`` and ``usable --help`` import neither
+torch nor xarray.
+"""
+import importlib
+
 __version__ = "0.1.0"
 
-from .hookspecs import hookimpl  # noqa: E402
-from .params import Param, SpecError, int_list  # noqa: E402
-from .spec import Spec, parse_spec, format_spec  # noqa: E402
-from .data import SourceData, Split, combine  # noqa: E402
-from .ensemble import Network, ModuleEnsemble, make_ensemble  # noqa: E402
-from .fit import FitConfig, FitResult, fit, evaluate, predict  # noqa: E402
-from .registry import (  # noqa: E402
-    create, create_decoder, create_divergence, create_schedule, create_source, get_manager,
-    list_decoders, list_divergences, list_metrics, list_schedules, list_sources, PluginError,
-    UnknownName,
-)
-from .store import open_results, write_run  # noqa: E402
-from .run import RunContext, run_metric  # noqa: E402
+_EXPORTS = {
+    "hookspecs": ["hookimpl"],
+    "errors": ["UserError", "SpecError", "DataError", "StoreError", "PluginError", "UnknownName"],
+    "params": ["Param", "ListOf"],
+    "spec": ["Spec", "parse_spec", "format_spec"],
+    "registry": ["create", "list_names", "get_entry", "get_manager", "plugin"],
+    "runspec": ["FitConfig", "RunSpec", "load_config", "parse_seeds", "parse_betas"],
+    "data": ["SourceData", "Split", "combine", "with_classes", "train_test_split_indices"],
+    "ensemble": ["Network", "ModuleEnsemble", "Memberwise", "make_ensemble", "member_seed", "reset_parameters",
+                 "strip_hooks"],
+    "loop": ["fit", "evaluate", "predict", "combine_divergence", "resolve_device", "Objective", "LoopState"],
+    "result": ["FitResult", "Members"],
+    "info": ["LOG2E", "null_logp", "class_null_logp", "gaussian_null_logp", "entropy_bits"],
+    "context": ["RunContext", "run_metric", "environment_attrs", "now_iso"],
+    "store": ["Results", "open_results", "write_run", "storable", "clean_attrs", "quiet_zarr", "ZARR_FORMAT"],
+    "checkpoint": ["save_checkpoint", "load_checkpoint", "load_networks"],
+    "table": ["headline_vars", "summarise", "format_table"],
+    "progressbar": ["progress", "VERBOSITY"],
+    "cli": ["fit_options", "spec_options", "run_spec"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = ["__version__", *sorted(_WHERE)]
 
-__all__ = [
-    "__version__", "hookimpl", "Param", "SpecError", "int_list", "Spec", "parse_spec", "format_spec",
-    "SourceData", "Split", "combine", "Network", "ModuleEnsemble", "make_ensemble", "FitConfig",
-    "FitResult", "fit", "evaluate", "predict", "create", "create_decoder", "create_divergence",
-    "create_schedule", "create_source", "get_manager", "list_decoders", "list_divergences",
-    "list_metrics", "list_schedules", "list_sources", "PluginError", "UnknownName", "open_results",
-    "write_run", "RunContext", "run_metric",
-]
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'usable' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return __all__

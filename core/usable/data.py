@@ -7,6 +7,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .errors import DataError
+
 
 @dataclass
 class Split:
@@ -51,27 +53,30 @@ class SourceData:
 
     def validate(self) -> None:
         if self.target not in ("classes", "real"):
-            raise ValueError(f"target must be 'classes' or 'real', got {self.target!r}")
+            raise DataError(f"target must be 'classes' or 'real', got {self.target!r}")
         for split_name, split in (("train", self.train), ("test", self.test)):
             if len(split.xs) != len(self.names):
-                raise ValueError(f"{split_name}: {len(split.xs)} source tensors but {len(self.names)} names")
+                raise DataError(f"{split_name}: {len(split.xs)} source tensors but {len(self.names)} names")
+            if len(split) == 0:
+                raise DataError(f"the {split_name} split is empty; every estimate needs samples to fit on and "
+                                "held-out samples to evaluate on (check the split fraction or the test mask).")
             for name, x in zip(self.names, split.xs):
                 if x.shape[0] != split.y.shape[0]:
-                    raise ValueError(
+                    raise DataError(
                         f"source {name!r} has {x.shape[0]} {split_name} samples but the target has "
                         f"{split.y.shape[0]}; sources must be aligned sample by sample with the target."
                     )
         for name, a, b in zip(self.names, self.train.xs, self.test.xs):
             if a.shape[1:] != b.shape[1:]:
-                raise ValueError(f"source {name!r}: train shape {tuple(a.shape[1:])} != test shape {tuple(b.shape[1:])}")
+                raise DataError(f"source {name!r}: train shape {tuple(a.shape[1:])} != test shape {tuple(b.shape[1:])}")
         if self.target == "classes":
             if self.n_classes is None:
                 self.n_classes = int(max(self.train.y.max(), self.test.y.max())) + 1
             for split_name, split in (("train", self.train), ("test", self.test)):
                 if split.y.dtype != torch.int64:
-                    raise ValueError(f"class targets must be int64, got {split.y.dtype} ({split_name})")
+                    raise DataError(f"class targets must be int64, got {split.y.dtype} ({split_name})")
                 if len(split) and (split.y.min() < 0 or split.y.max() >= self.n_classes):
-                    raise ValueError(f"{split_name} class labels outside 0..{self.n_classes - 1}")
+                    raise DataError(f"{split_name} class labels outside 0..{self.n_classes - 1}")
 
     def select(self, indices: Sequence[int]) -> "SourceData":
         idx = list(indices)
@@ -93,7 +98,7 @@ def with_classes(data: SourceData, n_classes: int) -> SourceData:
     """The same data with decoders over ``n_classes`` ≥ its own (extra labels never occur), so
     tasks with fewer classes can train in one ensemble with others."""
     if data.target != "classes" or n_classes < (data.n_classes or 0):
-        raise ValueError(f"with_classes: need a class target and n_classes >= {data.n_classes}")
+        raise DataError(f"with_classes: need a class target and n_classes >= {data.n_classes}")
     names = None
     if data.class_names:
         names = list(data.class_names) + [f"unused{k}" for k in range(data.n_classes, n_classes)]
@@ -109,11 +114,11 @@ def combine(datas: Sequence[SourceData]) -> SourceData:
     names: list[str] = []
     for k, d in enumerate(datas):
         if d.target != first.target:
-            raise ValueError(f"source spec {k + 1} has a {d.target} target but spec 1 has {first.target}")
+            raise DataError(f"source spec {k + 1} has a {d.target} target but spec 1 has {first.target}")
         for split in ("train", "test"):
             a, b = getattr(first, split).y, getattr(d, split).y
             if a.shape != b.shape or not torch.equal(a, b):
-                raise ValueError(
+                raise DataError(
                     f"source spec {k + 1} has different {split} targets from source spec 1 "
                     f"({tuple(b.shape)} vs {tuple(a.shape)}): sources must be aligned sample by sample. "
                     "Use the same dataset, split and seed for every source, or one spec that yields several sources."
@@ -129,6 +134,8 @@ def combine(datas: Sequence[SourceData]) -> SourceData:
 def train_test_split_indices(n: int, test_fraction: float, seed: int,
                              stratify: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic (stratified if labels given) split of range(n)."""
+    if not 0 < test_fraction < 1:
+        raise DataError(f"test_fraction={test_fraction}: the held-out fraction must lie strictly between 0 and 1")
     rng = np.random.default_rng(seed)
     if stratify is None:
         perm = rng.permutation(n)

@@ -1,108 +1,198 @@
-"""Declared plugin parameters and their validation (one place for every kind of plugin)."""
+"""Plugin parameters, declared once: read from the factory's signature and validated from text.
+
+A factory such as ``def make_pid(task: Literal["and", "xor"] = "and", n: Annotated[int, "samples"]
+= 10000)`` declares two parameters: their types, choices, defaults and help come from the
+annotations (``Annotated[T, "help"]``; ``Literal`` for choices; ``list[int]`` for lists; a
+callable in ``Annotated`` parses a custom text form). One list grammar everywhere inside spec
+values: items joined by ``+`` (``hidden=25+15+10``, ``window=50:150+150:250``); an integer item
+may be an inclusive range ``a-b`` (``layers=0-3``).
+"""
 from __future__ import annotations
 
 import difflib
+import inspect
+import re
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from .errors import SpecError
 
-class SpecError(ValueError):
-    """A plugin spec names an unknown parameter or gives it a value it cannot take."""
-
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+REQUIRED = inspect.Parameter.empty
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+_RANGE = re.compile(r"(-?\d+)-(-?\d+)")
 
 
-def _to_bool(text: str) -> bool:
-    low = str(text).strip().lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    raise ValueError(f"expected one of true/false/yes/no/1/0, got {text!r}")
+def to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    low = str(value).strip().lower()
+    if low in _TRUE or low in _FALSE:
+        return low in _TRUE
+    raise ValueError(f"expected one of true/false/yes/no/1/0, got {value!r}")
 
 
-def int_list(text: str) -> list[int]:
-    """'25-15-10' or '25,15' -> [25, 15, 10]; '' or 'none' -> []."""
-    text = str(text).strip()
-    if text.lower() in ("", "none", "-"):
-        return []
-    return [int(t) for t in text.replace(",", "-").split("-") if t]
+def int_range(text: str) -> list[int]:
+    """'3' -> [3]; '0-4' -> [0, 1, 2, 3, 4] (inclusive; a descending range is an error)."""
+    m = _RANGE.fullmatch(text.strip())
+    if not m:
+        return [int(text)]
+    a, b = int(m[1]), int(m[2])
+    if b < a:
+        raise ValueError(f"{text!r} is a descending range; write {b}-{a}, or join items with '+'")
+    return list(range(a, b + 1))
 
 
-_PARSERS: dict[Any, Callable[[str], Any]] = {int: int, float: float, str: str, bool: _to_bool}
+@dataclass(frozen=True)
+class ListOf:
+    """A list value: items joined by '+' ('25+15+10'); integer items may be ranges ('0-3')."""
+
+    item: type
+
+    @property
+    def __name__(self) -> str:
+        return f"list of {self.item.__name__}"
+
+    def __call__(self, value: Any) -> list:
+        if isinstance(value, (list, tuple)):
+            return [_PARSERS.get(self.item, self.item)(v) for v in value]
+        text = str(value).strip()
+        if text.lower() in ("", "none"):
+            return []
+        parts = [p.strip() for p in text.split("+")]
+        if self.item is int:
+            return [i for p in parts for i in int_range(p)]
+        return [_PARSERS.get(self.item, self.item)(p) for p in parts]
+
+    def format(self, value: Any) -> str:
+        return "+".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+
+
+def to_int(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"{value!r} is not an integer")
+    return int(value) if isinstance(value, (int, float)) else int(str(value).strip())
+
+
+def to_float(value: Any) -> float:
+    out = float(value)
+    if out != out or out in (float("inf"), float("-inf")):  # NaN or infinite: never a setting
+        raise ValueError(f"{value!r} is not a finite number")
+    return out
+
+
+_PARSERS: dict[Any, Callable[[Any], Any]] = {int: to_int, float: to_float, str: str, bool: to_bool}
 
 
 @dataclass(frozen=True)
 class Param:
-    """One declared parameter of a plugin: ``Param("hidden", "25-15-10", type=int_list, help=...)``.
-
-    ``type`` is int, float, str, bool or any callable parsing the text form; ``choices`` restricts
-    the parsed value. The default is given in its text form or as a value.
-    """
+    """One parameter of a plugin: ``Param("n", 10000, int, "samples")``; usually read from a signature."""
 
     name: str
-    default: Any = None
+    default: Any = REQUIRED
     type: Any = str
     help: str = ""
     choices: Sequence[Any] | None = None
-    required: bool = False
+    optional: bool = False  # None ('none' in text) is allowed
 
-    def parse(self, text: Any, owner: str) -> Any:
-        if not isinstance(text, str):
-            value = text
-        else:
-            parser = _PARSERS.get(self.type, self.type)
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def parse(self, value: Any, owner: str) -> Any:
+        if self.optional and (value is None or str(value).strip().lower() == "none"):
+            return None
+        if isinstance(value, str) or self.type in (int, float, bool) or isinstance(self.type, ListOf):
             try:
-                value = parser(text)
+                value = _PARSERS.get(self.type, self.type)(value)
             except (TypeError, ValueError) as exc:
-                tname = getattr(self.type, "__name__", str(self.type))
-                raise SpecError(
-                    f"{owner}: parameter {self.name!r} got {text!r}, which is not a valid {tname} ({exc}). "
-                    f"{self.describe()}"
-                ) from None
+                raise SpecError(f"{owner}: parameter {self.name!r} got {value!r}, which is not a valid "
+                                f"{self.type_name} ({exc}). {self.describe()}") from None
         if self.choices is not None and value not in self.choices:
-            raise SpecError(
-                f"{owner}: parameter {self.name!r} got {text!r}; allowed values: "
-                f"{', '.join(map(str, self.choices))}."
-            )
+            raise SpecError(f"{owner}: parameter {self.name!r} got {value!r}; allowed values: "
+                            f"{', '.join(map(str, self.choices))}.")
         return value
 
+    @property
+    def type_name(self) -> str:
+        return getattr(self.type, "__name__", str(self.type))
+
+    def default_text(self) -> str:
+        if self.required:
+            return "(required)"
+        if isinstance(self.type, ListOf) and self.default is not None:
+            return self.type.format(self.default)
+        return str(self.default).lower() if isinstance(self.default, bool) else str(self.default)
+
     def describe(self) -> str:
-        tname = getattr(self.type, "__name__", str(self.type))
-        bits = [f"{self.name} ({tname}"]
-        bits.append(", required)" if self.required else f", default {self.default!r})")
+        shown = repr(self.default) if isinstance(self.default, str) else self.default_text()
+        text = f"{self.name} ({self.type_name}, " + ("required)" if self.required else f"default {shown})")
         if self.choices is not None:
-            bits.append(f" one of {list(self.choices)}")
-        if self.help:
-            bits.append(f": {self.help}")
-        return "".join(bits)
+            text += f" one of {list(self.choices)}"
+        return text + (f": {self.help}" if self.help else "")
+
+
+def _param_from_annotation(name: str, annotation: Any, default: Any) -> Param:
+    help_text, parser, choices, optional = "", None, None, False
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation, *meta = typing.get_args(annotation)
+        help_text = " ".join(m for m in meta if isinstance(m, str))
+        parser = next((m for m in meta if callable(m) and not isinstance(m, str)), None)
+    args = typing.get_args(annotation)
+    if type(None) in args:  # Optional[X] / X | None
+        optional = True
+        annotation = next(a for a in args if a is not type(None))
+        args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        choices, kind = tuple(args), type(args[0])
+    elif origin in (list, tuple, Sequence) or annotation in (list, tuple):
+        kind = ListOf(args[0] if args else str)
+    elif annotation in _PARSERS:
+        kind = annotation
+    else:
+        kind = str
+    return Param(name, default, parser or kind, help_text, choices, optional or default is None)
+
+
+def params_of(factory: Callable, skip: Sequence[str] = ("ctx",)) -> list[Param]:
+    """The declared parameters of a factory, from its signature and annotations."""
+    try:
+        sig = inspect.signature(factory, eval_str=True)
+    except (NameError, TypeError, ValueError):  # an annotation that cannot be evaluated here
+        sig = inspect.signature(factory)
+    out = []
+    for p in sig.parameters.values():
+        if p.name in skip or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        annotation = p.annotation if p.annotation is not p.empty else type(p.default) \
+            if p.default not in (p.empty, None) else str
+        out.append(_param_from_annotation(p.name, annotation, p.default))
+    return out
 
 
 def resolve_params(owner: str, params: Sequence[Param], given: dict[str, Any]) -> dict[str, Any]:
-    """Parse ``given`` (text or values) against declared ``params``; fill defaults; clear errors."""
+    """Parse ``given`` (text or values) against ``params``; fill defaults; clear errors."""
     by_name = {p.name: p for p in params}
     out: dict[str, Any] = {}
-    for key, text in given.items():
+    for key, value in given.items():
         if key not in by_name:
             close = difflib.get_close_matches(key, list(by_name), n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             allowed = ", ".join(by_name) or "(none: this plugin takes no parameters)"
             raise SpecError(f"{owner}: unknown parameter {key!r}.{hint} Parameters it takes: {allowed}.")
-        out[key] = by_name[key].parse(text, owner)
+        out[key] = by_name[key].parse(value, owner)
     for p in params:
-        if p.name in out:
-            continue
-        if p.required:
-            raise SpecError(f"{owner}: parameter {p.name!r} is required. {p.describe()}")
-        out[p.name] = p.parse(p.default, owner) if isinstance(p.default, str) else p.default
+        if p.name not in out:
+            if p.required:
+                raise SpecError(f"{owner}: parameter {p.name!r} is required. {p.describe()}")
+            out[p.name] = p.default
     return out
 
 
 @dataclass
 class Entry:
-    """A registered plugin object with its declared parameters and the plugin that provided it."""
+    """A registered plugin object: its factory, declared parameters and the plugin that provided it."""
 
     kind: str
     name: str
@@ -112,6 +202,7 @@ class Entry:
     plugin: str = "?"
     distribution: str = "?"
     version: str = "?"
+    requires: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def resolve(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -120,14 +211,14 @@ class Entry:
         if "_" in given:  # `timm:resnet18`: a positional first value, if the plugin declares one
             positional = self.extra.get("positional")
             if not positional:
-                raise SpecError(
-                    f"{self.kind} {self.name!r} takes no positional value (got {given['_']!r}); "
-                    f"write {self.name}:key=value."
-                )
+                raise SpecError(f"{self.kind} {self.name!r} takes no positional value (got {given['_']!r}); "
+                                f"write {self.name}:key=value.")
             given[positional] = given.pop("_")
         return resolve_params(f"{self.kind} {self.name!r}", self.params, given)
 
     def create(self, given: dict[str, Any] | None = None, **kwargs):
+        from .registry import check_requirements
+        check_requirements(self)
         values = self.resolve(given)
         values.update(kwargs)
         return self.factory(**values)

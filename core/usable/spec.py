@@ -1,13 +1,14 @@
 """The one text form of a configured plugin: ``name`` or ``name:key=value,key=value``.
 
-Values may not contain ',' or '='; lists inside a value use '-' or ';' (``hidden=25-15-10``,
-``window=0:100;100:200``). The same text is stored in results, so a run can be recreated from it.
+Values may not contain ',' or '='; a list inside a value joins its items with '+'
+(``hidden=25+15+10``, ``window=0:100+100:200``). The same text is stored in results, so a run
+can be recreated from it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .params import SpecError
+from .errors import SpecError
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,12 @@ def parse_spec(text: str | Spec) -> Spec:
     if not text:
         raise SpecError("empty plugin spec; write `name` or `name:key=value,key=value`.")
     name, _, rest = text.partition(":")
-    # timm-style names carry their own colon: `timm:resnet18` means name=timm, model=resnet18.
     params: dict[str, str] = {}
     if rest:
         for i, item in enumerate(rest.split(",")):
             if "=" not in item:
                 if i == 0:
-                    params["_"] = item.strip()  # positional first value, e.g. timm:resnet18
+                    params["_"] = item.strip()  # a positional first value: timm:resnet18
                     continue
                 raise SpecError(
                     f"spec {text!r}: {item!r} is not key=value. Write `name:key=value,key=value`."

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from usable import SpecError
+
 
 def equi_separation(ds: xr.Dataset, var: str = "nc1", min_layer: int = 1) -> xr.DataArray:
     """Pearson correlation of log NC1 with the layer index, per (epoch, split) (thesis fig. 3.4).
@@ -13,7 +15,7 @@ def equi_separation(ds: xr.Dataset, var: str = "nc1", min_layer: int = 1) -> xr.
     """
     da = ds[var].where(ds.layer >= min_layer, drop=True)
     if da.sizes["layer"] < 2:
-        raise ValueError(f"equi-separation needs at least 2 layers >= {min_layer}; this run has {list(ds.layer.values)}")
+        raise SpecError(f"equi-separation needs at least 2 layers >= {min_layer}; this run has {list(ds.layer.values)}")
     logv = np.log(da.clip(min=np.finfo(float).tiny))
     l = xr.DataArray(da.layer.values.astype(float), dims="layer", coords={"layer": da.layer})
     out = xr.corr(logv, l.broadcast_like(logv), dim="layer")

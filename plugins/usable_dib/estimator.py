@@ -20,9 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from usable import Network, SourceData, Split
-from usable.fit import FitConfig, evaluate, fit
-from usable.info import class_null_logp, entropy_bits
+from usable import (FitConfig, Network, Objective, SourceData, Split, class_null_logp, entropy_bits, evaluate,
+                    fit)
 
 from .features import set_bn_mode
 from .relabel import digit_entropies, relabel
@@ -88,10 +87,13 @@ class DIBResult:
 
 def _fit_layers(feats: dict[int, torch.Tensor], y: torch.Tensor, n_classes: int, decoders, cfg: FitConfig,
                 seed: int, warm: list[nn.Module] | None):
+    """One decoder per layer, fitted and evaluated on the same split (the thesis's in-sample CE):
+    returns the fit and each layer's cross-entropy in bits ((layer,) or (layer, head))."""
     layers = list(feats)
     split = Split([feats[l] for l in layers], y)
     data = SourceData(split, split, [f"h{l}" for l in layers], "classes", n_classes)
-    return fit(data, decoders, betas=[0.0], seeds=[seed], config=cfg, models=warm, desc="dib")
+    res = fit(data, decoders, betas=[0.0], seeds=[seed], config=cfg, models=warm, desc="dib")
+    return res, res.to_dataset().cross_entropy.isel(dataset=0, seed=0, beta=0).values
 
 
 def measure(net: Network, feats: dict[str, dict[int, torch.Tensor]], ys: dict[str, torch.Tensor],
@@ -120,10 +122,7 @@ def measure(net: Network, feats: dict[str, dict[int, torch.Tensor]], ys: dict[st
         h_y[k] = entropy_bits(y.numpy())
         decs = [SuffixDecoder(net, l, bn_mode) for l in layers]
         key = f"sufficiency_{s}"
-        res = _fit_layers(f, y, n_classes, decs, cfg, seed, warm.get(key))
-        logp, _ = evaluate(res.models, [f[l] for l in layers], y, target="classes", n_classes=n_classes,
-                           n_members=1, batch_size=cfg.eval_batch_size)
-        ce[:, k] = -logp[0].double().mean(dim=1).numpy()
+        res, ce[:, k] = _fit_layers(f, y, n_classes, decs, cfg, seed, warm.get(key))
         suff[:, k] = h_y[k] - ce[:, k]
         models[key], epochs[key] = res.models, res.epochs_run
         if s == "train":
@@ -133,10 +132,7 @@ def measure(net: Network, feats: dict[str, dict[int, torch.Tensor]], ys: dict[st
             nd = dg.shape[1]
             h_d[k, :nd] = digit_entropies(dg)
             key = f"minimality_{s}"
-            res = _fit_layers(f, dg, n_classes, decs, cfg, seed, warm.get(key))
-            logp, _ = evaluate(res.models, [f[l] for l in layers], dg, target="classes",
-                               n_classes=n_classes, n_members=1, batch_size=cfg.eval_batch_size)
-            ce_d = -logp[0].double().mean(dim=1).numpy()  # (layer, digit)
+            res, ce_d = _fit_layers(f, dg, n_classes, decs, cfg, seed, warm.get(key))  # (layer, digit)
             mini_d[:, k, :nd] = h_d[k, :nd][None, :] - ce_d
             # V-information is >= 0: a decoder can always ignore h; capped per digit
             mini[:, k] = np.clip(mini_d[:, k, :nd], 0.0, None).mean(axis=1)
@@ -144,8 +140,8 @@ def measure(net: Network, feats: dict[str, dict[int, torch.Tensor]], ys: dict[st
         elif not minimality:
             mini[:, k] = np.nan
     # train-fitted sufficiency decoders on the test split: held-out usable information
-    logp, _ = evaluate(res_train.models, [feats["test"][l] for l in layers], ys["test"], target="classes",
-                       n_classes=n_classes, n_members=1, batch_size=cfg.eval_batch_size)
+    logp, _ = evaluate(res_train.models, [feats["test"][l] for l in layers], ys["test"],
+                       Objective("classes", n_classes, None, len(layers)), 1, cfg.eval_batch_size)
     null, _ = class_null_logp(ys["train"], ys["test"], n_classes)
     held = float(-null.double().mean()) - (-logp[0].double().mean(dim=1).numpy())
     return DIBResult(layers=layers, sufficiency=suff, minimality=mini, cross_entropy=ce, label_entropy=h_y,

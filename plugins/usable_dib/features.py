@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from usable import Network
+from usable import Network, SpecError
 
 BN_MODES = ("batch", "running")
 
@@ -25,7 +25,7 @@ def set_bn_mode(module: nn.Module, mode: str) -> nn.Module:
     no running statistics (the thesis: train and evaluation behave the same; features are then
     computed in large fixed batches). ``running``: PyTorch's default (running statistics in eval)."""
     if mode not in BN_MODES:
-        raise ValueError(f"bn mode {mode!r}; choose one of {', '.join(BN_MODES)}")
+        raise SpecError(f"bn mode {mode!r}; choose one of {', '.join(BN_MODES)}")
     if mode == "batch":
         for m in module.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -71,7 +71,7 @@ def layer_features(net: Network, x: torch.Tensor, layers: Sequence[int], *, batc
     layers = sorted(set(int(l) for l in layers))
     L = len(net.layer_names)
     if any(l < 0 or l >= L for l in layers):
-        raise ValueError(f"layers must lie in 0..{L - 1} for a network with blocks {net.layer_names}")
+        raise SpecError(f"layers must lie in 0..{L - 1} for a network with blocks {net.layer_names}")
     device = device or next(net.parameters()).device
     was_training = net.training
     net.eval()

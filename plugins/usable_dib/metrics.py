@@ -9,16 +9,15 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
-from usable import Param, SourceData
-from usable.fit import FitConfig, fit
+from usable import DataError, FitConfig, SourceData, SpecError, fit, load_networks, make_ensemble
 
 from .estimator import SPLITS, decoder_config, measure
-from .features import BN_MODES, as_network, layer_features, set_bn_mode
-from .layers import (NetworkDecoder, balanced_subset, classifier_for, loss_accuracy, nc_layer,
-                     parse_layers)
+from .evaluation import classifier_for, loss_accuracy, nc_layer
+from .features import as_network, layer_features, set_bn_mode
+from .network import NetworkDecoder, parse_layers
 from .progressive_store import EpochStore, spec_key
+from .subset import balanced_subset
 
 FIT_AND_EVAL = ("train values: decoders fitted and evaluated on the training split; test values: "
                 "decoders fitted and evaluated on the test split (thesis section 2.3); "
@@ -31,10 +30,10 @@ def _var(data, dims, long_name, units="bit", **attrs):
 
 def _check_classes(data: SourceData, who: str) -> None:
     if data.target != "classes" or data.train.y.ndim != 1:
-        raise ValueError(f"{who} needs a single class target (sufficiency and relabellings are defined "
+        raise DataError(f"{who} needs a single class target (sufficiency and relabellings are defined "
                          f"for classes); this source has a {data.target} target of shape {tuple(data.train.y.shape)}")
     if data.n_sources != 1:
-        raise ValueError(f"{who} analyses one network on one source; got {data.n_sources} sources "
+        raise DataError(f"{who} analyses one network on one source; got {data.n_sources} sources "
                          f"({', '.join(data.names)}). Give one --source that yields one source.")
 
 
@@ -124,9 +123,9 @@ def _trained_networks(ctx, data, bn_mode: str, checkpoint: str):
     """(seed, network) pairs: loaded from a checkpoint written by ``nc:save=PATH``, or trained
     with the run's fit settings, one per seed."""
     if checkpoint:
-        from usable_nc.metric import load_checkpoint
-        nets, seeds = load_checkpoint(checkpoint, ctx, data.in_shape(0), data.n_classes)
-        for seed, net in zip(seeds, nets):
+        dec, shape, K = ctx.decoder_obj(), data.in_shape(0), int(data.n_classes)
+        nets, meta = load_networks(checkpoint, lambda: dec.build(shape, K), expect={"in_shape": list(shape), "n_out": K})
+        for seed, net in zip(meta.get("seeds", range(len(nets))), nets):
             yield int(seed), set_bn_mode(net, bn_mode)
         return
     dec = NetworkDecoder(ctx.decoder_obj(), bn_mode)
@@ -135,9 +134,8 @@ def _trained_networks(ctx, data, bn_mode: str, checkpoint: str):
         yield int(seed), as_network(res.models[0])
 
 
-def compute_dib(ctx, layers: str = "all", dib_epochs: int = 30, dib_lr: float = 2e-3, dib_stop_loss: float = 0.02,
-                bn_mode: str = "batch", minimality: bool = True, nc: bool = False,
-                memory_limit_mb: float = 2048.0, checkpoint: str = "") -> xr.Dataset:
+def compute_dib(ctx, layers: str, dib_epochs: int, dib_lr: float, dib_stop_loss: float, bn_mode: str,
+                minimality: bool, memory_limit_mb: float, nc: bool, checkpoint: str) -> xr.Dataset:
     """Train the decoder network (the run's fit settings) or load it from ``checkpoint``, then
     sufficiency and minimality of every layer."""
     data = ctx.data
@@ -162,19 +160,17 @@ def compute_dib(ctx, layers: str = "all", dib_epochs: int = 30, dib_lr: float = 
 THESIS = dict(optimizer="adamw", lr=2e-3, lr_decay=1.0, weight_decay=0.01, stop_loss=0.02)
 
 
-def compute_track(ctx, max_epochs: int = 50, every: int = 1, layers: str = "all", dib_epochs: int = 30,
-                  dib_lr: float = 2e-3, dib_stop_loss: float = 0.02, lr: float = 2e-3, stop_loss: float = 0.02,
-                  warm_start: bool = False, balance: bool = True, bn_mode: str = "batch",
-                  minimality: bool = True, nc: bool = True, checkpoint: str = "",
-                  memory_limit_mb: float = 2048.0) -> xr.Dataset:
+def compute_track(ctx, layers: str, dib_epochs: int, dib_lr: float, dib_stop_loss: float, bn_mode: str,
+                  minimality: bool, memory_limit_mb: float, max_epochs: int, every: int, lr: float,
+                  stop_loss: float, warm_start: bool, balance: bool, nc: bool, checkpoint: str) -> xr.Dataset:
     """Train with the thesis protocol; after every ``every``-th epoch (and the last) measure NC,
     sufficiency, minimality, loss and accuracy of every layer on train and test."""
     data = ctx.data
     _check_classes(data, "track")
     if len(ctx.seeds) != 1:
-        raise ValueError(f"track follows one training run; got seeds {ctx.seeds}. Run once per seed (--seed 3).")
+        raise SpecError(f"track follows one training run; got seeds {ctx.seeds}. Run once per seed (--seed 3).")
     if every < 1:
-        raise ValueError(f"every={every}: measure every k-th epoch with k >= 1")
+        raise SpecError(f"every={every}: measure every k-th epoch with k >= 1")
     seed = int(ctx.seeds[0])
     attrs: dict[str, Any] = {}
     if balance:
@@ -197,7 +193,6 @@ def compute_track(ctx, max_epochs: int = 50, every: int = 1, layers: str = "all"
         state = store.load_state()
         if state is not None:
             done, finished = int(state["epochs_done"]), bool(state.get("finished", False))
-            from usable.ensemble import make_ensemble
             models = [make_ensemble(dec, data.in_shape(0), int(data.n_classes), [seed])]
             models[0].load_state_dict(state["model"])
     parts: list[xr.Dataset] = []
@@ -218,16 +213,17 @@ def compute_track(ctx, max_epochs: int = 50, every: int = 1, layers: str = "all"
         if store is not None:
             store.write_epoch(ds, e)
 
-    def on_epoch_end(epoch: int, st) -> None:
-        e = done + epoch + 1  # epochs trained so far
-        if e % every == 0 or e == max_epochs:
-            record(e, st.models[0])
-        if store is not None:  # data first, then the state it belongs to (see progressive_store)
-            store.save_state({"model": st.models[0].state_dict(), "epochs_done": e, "spec": spec})
+    class MeasureEveryKth:  # epoch-end callback of the one training loop
+        def on_epoch_end(self, st) -> None:
+            e = done + st.epoch + 1  # epochs trained so far
+            if e % every == 0 or e == max_epochs:
+                record(e, st.models[0])
+            if store is not None:  # data first, then the state it belongs to (see progressive_store)
+                store.save_state({"model": st.models[0].state_dict(), "epochs_done": e, "spec": spec})
 
     if not finished and done < max_epochs:
         result = fit(data, dec, betas=[0.0], seeds=[seed], config=replace(main_cfg, epochs=max_epochs - done),
-                     on_epoch_end=on_epoch_end, models=models, desc="track")
+                     callbacks=[MeasureEveryKth()], models=models, desc="track")
         models = result.models
         last = done + result.epochs_run
         if last not in measured:  # stopped by the loss threshold between two measured epochs
@@ -242,7 +238,7 @@ def compute_track(ctx, max_epochs: int = 50, every: int = 1, layers: str = "all"
         ds = xr.concat(parts, dim="epoch", data_vars="minimal", coords="minimal", compat="override",
                        combine_attrs="override")
     else:
-        raise ValueError("no epoch was measured")
+        raise DataError("no epoch was measured")
     net = as_network(models[0])
     ds.attrs.update(_common_attrs(data, sorted(int(l) for l in ds.layer.values), bn_mode, dec_cfg, net))
     ds.attrs.update(attrs)
@@ -254,33 +250,3 @@ def compute_track(ctx, max_epochs: int = 50, every: int = 1, layers: str = "all"
                      "headline": ["nc1", "sufficiency", "minimality", "accuracy"] if nc else
                                  ["sufficiency", "minimality", "accuracy"]})
     return ds
-
-
-def register_all(register):
-    from .plots import plot_dib, plot_track
-    common = [
-        Param("layers", "all", str, "'all' or layer indices separated by ';' such as 0;2 (0 = input, l = output of block l)"),
-        Param("dib_epochs", 30, int, "epoch limit of each sufficiency/minimality decoder fit"),
-        Param("dib_lr", 2e-3, float, "AdamW learning rate of the decoders"),
-        Param("dib_stop_loss", 0.02, float, "decoders stop when their mean training loss (nats) is <= this (0: never)"),
-        Param("bn_mode", "batch", str, "batch norm: 'batch' (no running statistics, as the thesis) or 'running'",
-              choices=BN_MODES),
-        Param("minimality", True, bool, "also fit the relabelling (minimality) decoders"),
-        Param("memory_limit_mb", 2048.0, float, "cached features above this size go to memory-mapped files"),
-    ]
-    register("dib", compute_dib, params=common + [
-        Param("nc", False, bool, "also neural collapse per layer"),
-        Param("checkpoint", "", str, "measure the networks saved by nc:save=PATH instead of training one")],
-             help="sufficiency and minimality (decodable information bottleneck) of every layer, in bits",
-             plot=plot_dib)
-    register("track", compute_track, params=common + [
-        Param("max_epochs", 50, int, "epoch limit of the main network (thesis: 50)"),
-        Param("every", 1, int, "measure after every k-th epoch (and the last)"),
-        Param("lr", 2e-3, float, "AdamW learning rate of the main network (thesis: 2e-3, constant)"),
-        Param("stop_loss", 0.02, float, "stop once the main training loss (nats) is <= this (thesis: 0.02)"),
-        Param("warm_start", False, bool, "continue the previous measurement's decoders instead of fresh ones"),
-        Param("balance", True, bool, "train on a class-balanced subset the size of the test set (thesis)"),
-        Param("nc", True, bool, "neural collapse metrics per layer (usable_nc)"),
-        Param("checkpoint", "", str, "folder for epoch-by-epoch results and resumable state"),
-    ], help="train with the thesis protocol, measuring NC, sufficiency and minimality of every layer per epoch",
-             plot=plot_track)

@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from usable import SpecError  # noqa: E402
+
 from .analyses import equi_separation, gaps  # noqa: E402
 
 STYLE = {"train": "-", "test": "--"}
@@ -137,7 +139,7 @@ _TRACK = {"nc1": plot_nc1, "gap": plot_gap, "equisep": plot_equisep, "dib": plot
 def plot_track(ds: xr.Dataset, out: str, kind: str | None = None):
     ds = ds.load()
     if kind is not None and kind not in _TRACK:
-        raise ValueError(f"track plots: unknown kind {kind!r}; choose one of {', '.join(TRACK_KINDS)}")
+        raise SpecError(f"track plots: unknown kind {kind!r}; choose one of {', '.join(TRACK_KINDS)}")
     kinds = [kind] if kind else [k for k in TRACK_KINDS
                                  if "nc1" in ds or k not in ("nc1", "gap", "equisep")]
     if kind is None and (ds.layer.values >= 1).sum() < 2 and "equisep" in kinds:

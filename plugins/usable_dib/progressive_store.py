@@ -4,8 +4,9 @@ Layout of a checkpoint folder (``track:checkpoint=PATH``)::
 
     PATH/epochs.zarr/epoch-0001   one finished run per measured epoch (usable.store.write_run:
     PATH/epochs.zarr/epoch-0002   staged then renamed, so an epoch appears whole or not at all)
-    PATH/state.pt                 main network weights + epochs trained + the run's spec,
-                                  replaced atomically (os.replace) after each epoch's data is written
+    PATH/state.pt                 main network weights + epochs trained + the run's spec, a
+                                  usable checkpoint (plain data, read with weights_only=True),
+                                  replaced atomically after each epoch's data is written
 
 ``usable results ls PATH/epochs.zarr`` lists the finished epochs while a run is going;
 ``EpochStore(PATH).combined()`` concatenates them along ``epoch``. The order (data first, then
@@ -15,18 +16,16 @@ the last state and its measurement, if one was written, is replaced.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
 import xarray as xr
 
-from usable.store import ensure_store, list_runs, open_run, write_run
+from usable import Results, SpecError, load_checkpoint, save_checkpoint
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(SpecError):
     pass
 
 
@@ -41,23 +40,24 @@ class EpochStore:
         return f"epoch-{int(epoch):04d}"
 
     def done_epochs(self) -> list[int]:
-        if not self.epochs_path.exists():
+        if not (self.epochs_path / "zarr.json").exists():
             return []
-        return [int(r.split("-")[1]) for r in list_runs(self.epochs_path) if r.startswith("epoch-")]
+        return [int(r.split("-")[1]) for r in Results(self.epochs_path).runs if r.startswith("epoch-")]
 
     def write_epoch(self, ds: xr.Dataset, epoch: int) -> str:
-        ensure_store(self.epochs_path)
+        store = Results(self.epochs_path, create=True)
         rid = self.run_id(epoch)
         stale = self.epochs_path / rid
         if stale.exists():  # measured before a crash, then retrained from the previous state
             shutil.rmtree(stale)
-        return write_run(self.epochs_path, ds, run_id=rid)
+        return store.write_run(ds, run_id=rid)
 
     def combined(self) -> xr.Dataset:
         epochs = sorted(self.done_epochs())
         if not epochs:
-            raise FileNotFoundError(f"no finished epochs under {self.epochs_path}")
-        parts = [open_run(self.epochs_path, self.run_id(e)).load() for e in epochs]
+            raise SpecError(f"no finished epochs under {self.epochs_path}")
+        store = Results(self.epochs_path)
+        parts = [store[self.run_id(e)].load() for e in epochs]
         ds = xr.concat(parts, dim="epoch", data_vars="minimal", coords="minimal", compat="override",
                        combine_attrs="override")
         for k in ("run_id", "stored_time"):
@@ -65,15 +65,15 @@ class EpochStore:
         return ds
 
     def save_state(self, state: dict[str, Any]) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.state_path)  # atomic: the old state or the new one, never half
+        """The main network's weights and plain metadata (atomic: the old state or the new one)."""
+        meta = {k: v for k, v in state.items() if k != "model"}
+        save_checkpoint(self.state_path, [state["model"]], **meta)
 
     def load_state(self) -> dict[str, Any] | None:
         if not self.state_path.exists():
             return None
-        return torch.load(self.state_path, map_location="cpu", weights_only=False)
+        state_dicts, meta = load_checkpoint(self.state_path)
+        return {"model": state_dicts[0], **meta}
 
     def check_spec(self, spec: dict[str, Any]) -> None:
         """Resuming with different settings would mix two experiments in one run: refuse."""

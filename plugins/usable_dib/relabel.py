@@ -11,16 +11,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from usable.info import entropy_bits
+from usable import SpecError, entropy_bits
 
 
 def n_digits(max_count: int, base: int) -> int:
     """Smallest k >= 0 with base**k >= max_count (= ceil(log_base max_count)), in integers."""
     max_count, base = int(max_count), int(base)
     if base < 2:
-        raise ValueError(f"relabelling base must be >= 2 (the number of classes), got {base}")
+        raise SpecError(f"relabelling base must be >= 2 (the number of classes), got {base}")
     if max_count < 0:
-        raise ValueError(f"class size must be >= 0, got {max_count}")
+        raise SpecError(f"class size must be >= 0, got {max_count}")
     k, power = 0, 1
     while power < max_count:
         power *= base
@@ -43,7 +43,7 @@ def relabel(y: torch.Tensor | np.ndarray, n_classes: int) -> torch.Tensor:
     within-class index in base ``n_classes``."""
     y_np = np.asarray(y).reshape(-1)
     if y_np.size and (y_np.min() < 0 or y_np.max() >= n_classes):
-        raise ValueError(f"labels must lie in 0..{n_classes - 1} to relabel in base {n_classes}")
+        raise SpecError(f"labels must lie in 0..{n_classes - 1} to relabel in base {n_classes}")
     idx = within_class_index(y_np)
     max_count = int(np.bincount(y_np, minlength=n_classes).max()) if y_np.size else 0
     nd = n_digits(max_count, n_classes)

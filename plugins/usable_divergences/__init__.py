@@ -2,86 +2,56 @@
 axis (class targets) or predicted means (Gaussian targets); every function returns one value per
 sample (the last axis reduced). ``usable.fit`` combines them over n sources (pairwise/consensus).
 """
-from __future__ import annotations
+from typing import Annotated, Literal
 
-import math
-
-import torch
-
-from usable import Param, hookimpl
-
-_EPS = 1e-12
-_TINY = 1e-30
+from usable import hookimpl
 
 
-def _sqrt0(x):
-    """√x that is exact (no additive ε bias) and has a finite gradient at x = 0: training ends at
-    p = q, where √ of a squared distance would otherwise backpropagate 0·∞ = NaN."""
-    return torch.where(x > 0, x.clamp_min(_TINY).sqrt(), torch.zeros_like(x))
-
-
-def _kl(p, q):
-    return (p * (torch.log(p.clamp_min(_EPS)) - torch.log(q.clamp_min(_EPS)))).sum(-1)
-
-
-def make_l1(reduction: str = "sum"):
+def l1(reduction: Annotated[Literal["sum", "mean"], "sum over classes (paper) or mean (reference code)"] = "sum"):
     """L1 distance Σ_k |p_k − q_k| ∈ [0, 2] (the RINE paper's D); reduction=mean divides by K, as
     the RINE reference code does, so its published β values mean the same."""
-    def l1(p, q):
-        d = (p - q).abs().sum(-1)
-        return d / p.shape[-1] if reduction == "mean" else d
-    return l1
+    from .functions import make_l1
+    return make_l1(reduction)
 
 
-def make_tv():
+def tv():
     """Total variation ½ Σ_k |p_k − q_k| ∈ [0, 1]."""
-    return lambda p, q: 0.5 * (p - q).abs().sum(-1)
+    from .functions import make_tv
+    return make_tv()
 
 
-def make_js():
+def js():
     """Jensen–Shannon divergence ½KL(p‖m) + ½KL(q‖m), m = (p+q)/2, in bits ∈ [0, 1]."""
-    def js(p, q):
-        m = 0.5 * (p + q)
-        return (0.5 * _kl(p, m) + 0.5 * _kl(q, m)) / math.log(2)
-    return js
+    from .functions import make_js
+    return make_js()
 
 
-def make_skl():
+def skl():
     """Symmetric KL divergence KL(p‖q) + KL(q‖p) in nats ∈ [0, ∞) (probabilities clamped at 1e-12)."""
-    return lambda p, q: _kl(p, q) + _kl(q, p)
+    from .functions import make_skl
+    return make_skl()
 
 
-def make_hellinger(squared: bool = False):
+def hellinger(squared: Annotated[bool, "return H² instead of H"] = False):
     """Hellinger distance sqrt(½ Σ_k (√p_k − √q_k)²) ∈ [0, 1] (squared=true: its square)."""
-    def hellinger(p, q):
-        h2 = 0.5 * ((_sqrt0(p) - _sqrt0(q)) ** 2).sum(-1)  # saturated softmax: p_k = 0 exactly
-        return h2 if squared else _sqrt0(h2)
-    return hellinger
+    from .functions import make_hellinger
+    return make_hellinger(squared)
 
 
-def make_l2(squared: bool = False):
+def l2(squared: Annotated[bool, "return ‖p−q‖² instead of ‖p−q‖"] = False):
     """Euclidean distance ‖p − q‖₂ ∈ [0, √2] (squared=true: ‖p − q‖₂² ∈ [0, 2])."""
-    def l2(p, q):
-        s = ((p - q) ** 2).sum(-1)
-        return s if squared else _sqrt0(s)
-    return l2
+    from .functions import make_l2
+    return make_l2(squared)
 
 
-def make_mean_sq():
+def mean_sq():
     """Gaussian decoders: squared distance of the predicted means Σ (μ_p − μ_q)² ∈ [0, ∞)."""
-    return lambda p, q: ((p - q) ** 2).sum(-1)
+    from .functions import make_mean_sq
+    return make_mean_sq()
 
 
 @hookimpl
 def register_divergences(register):
-    classes = ("classes",)
-    register("l1", make_l1, params=[Param("reduction", "sum", str, "sum over classes (paper) or mean (reference code)",
-                                          choices=("sum", "mean"))], targets=classes)
-    register("tv", make_tv, targets=classes)
-    register("js", make_js, targets=classes)
-    register("skl", make_skl, targets=classes)
-    register("hellinger", make_hellinger, params=[Param("squared", False, bool, "return H² instead of H")],
-             targets=classes)
-    register("l2", make_l2, params=[Param("squared", False, bool, "return ‖p−q‖² instead of ‖p−q‖")],
-             targets=classes)
-    register("mean_sq", make_mean_sq, targets=("real",))
+    for factory in (l1, tv, js, skl, hellinger, l2):
+        register(factory.__name__, factory, targets=("classes",))
+    register("mean_sq", mean_sq, targets=("real",))

@@ -10,30 +10,20 @@ to floating-point rounding (tests/test_redundancy_matrix.py checks it).
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import torch
 import xarray as xr
 from torch import nn
 
-from usable import Param, SourceData, Split
-from usable.ensemble import make_ensemble
-from usable.fit import combine_divergence, fit, predict
-from usable.info import null_logp
-from usable.params import SpecError
+from usable import DataError, SourceData, Split, make_ensemble, null_logp
 
-from .metrics import _var
+from .metrics import named
 
 
 class PairStack(nn.Module):
     """P problems side by side: input (E, B, P, *shape) -> inner ensemble of E·P members ->
-    output (E, B, P·K), i.e. P target heads of K classes for ``fit``.
-
-    ``fit`` averages the per-sample loss over heads, so each problem's loss arrives scaled by
-    1/P; the backward hook multiplies the gradient by P so every problem's decoders get exactly
-    the gradient they would get alone (and every optimiser behaves as it would alone).
-    """
+    output (E, B, P·K), i.e. P target heads of K classes for ``fit``, which sums the heads'
+    losses (``head_reduction="sum"``) so each problem's decoders get exactly their own gradient."""
 
     def __init__(self, inner: nn.Module, n_problems: int, in_shape, n_out: int):
         super().__init__()
@@ -42,10 +32,7 @@ class PairStack(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         E, B, P = x.shape[0], x.shape[1], self.P
         x = x.reshape(E, B, P, *self.in_shape).movedim(2, 1).reshape(E * P, B, *self.in_shape)
-        out = self.inner(x).reshape(E, P, B, self.K).transpose(1, 2).reshape(E, B, P * self.K)
-        if out.requires_grad and P > 1:
-            out.register_hook(lambda g: g * P)
-        return out
+        return self.inner(x).reshape(E, P, B, self.K).transpose(1, 2).reshape(E, B, P * self.K)
 
 
 def _stacked(data: SourceData, groups: list[list[int]]) -> SourceData:
@@ -58,38 +45,19 @@ def _stacked(data: SourceData, groups: list[list[int]]) -> SourceData:
                       data.target, data.n_classes, data.class_names, dict(data.attrs))
 
 
-def _fit_groups(ctx, data: SourceData, groups: list[list[int]], betas: list[float]):
-    """Fit all ``groups`` (tuples of source indices of equal shapes) at once.
-
-    Returns test cross-entropy (seed, beta, side, group) in bits and, for several sides, the
-    held-out divergence (seed, beta, group).
-    """
+def _fit_groups(ctx, data: SourceData, groups: list[list[int]], betas: list[float]) -> xr.Dataset:
+    """Fit all ``groups`` (tuples of source indices of equal shapes) at once: the labelled fit
+    result, with ``source`` = the side of a pair and ``head`` = the group."""
     P, K = len(groups), int(data.n_classes)
-    stacked = _stacked(data, groups)
-    seeds = [int(s) for s in ctx.seeds]
-    member_seeds = [s for s in seeds for _ in betas]
+    member_seeds = [int(s) for s in ctx.seeds for _ in betas]
     inner_seeds = [s for s in member_seeds for _ in range(P)]  # member (e, p) = e·P + p
     decoder = ctx.decoder_obj()
     # side s gets salt s, as source s of a separate fit would: the same initial weights.
     models = [PairStack(make_ensemble(decoder, data.in_shape(groups[0][s]), K, inner_seeds, salt=s),
                         P, data.in_shape(groups[0][s]), K) for s in range(len(groups[0]))]
-    needs_div = len(groups[0]) > 1 and any(b > 0 for b in betas)
-    res = fit(stacked, [decoder] * len(models), models=models,
-              divergence=ctx.divergence_fn(data.target) if needs_div else None,
-              schedule=ctx.schedule_fn(), betas=betas, seeds=seeds,
-              config=replace(ctx.fit_config), desc=f"{ctx.metric} ×{P}")
-    E = len(member_seeds)
-    ce = -res.test_logp.double().mean(dim=2).numpy()  # (E, side, P)
-    ce = ce.reshape(len(seeds), len(betas), len(groups[0]), P)
-    div = None
-    if len(groups[0]) > 1:
-        div_fn = ctx.divergence_fn(data.target) if ctx.divergence is not None else None
-        if div_fn is not None:
-            outs = predict(res.models, stacked.test.xs, E, ctx.fit_config.eval_batch_size)
-            preds = [torch.softmax(o.reshape(E, o.shape[1], P, K), dim=-1) for o in outs]
-            d = combine_divergence(div_fn, preds, ctx.fit_config.divergence_form)  # (E, N, P)
-            div = d.double().mean(dim=1).numpy().reshape(len(seeds), len(betas), P)
-    return ce, div
+    res = ctx.fit(_stacked(data, groups), betas=betas, decoders=[decoder] * len(models), models=models,
+                  head_reduction="sum", desc=f"{ctx.metric} ×{P}")
+    return res.to_dataset().isel(dataset=0, drop=True)
 
 
 def _shape_groups(keys: list) -> dict:
@@ -103,10 +71,10 @@ def compute_redundancy_matrix(ctx, diagonal: bool = True) -> xr.Dataset:
     data = ctx.data
     n = data.n_sources
     if n < 2:
-        raise SpecError(f"redundancy_matrix needs at least 2 sources, got {n} ({', '.join(data.names)}); "
+        raise DataError(f"redundancy_matrix needs at least 2 sources, got {n} ({', '.join(data.names)}); "
                         "give several --source specs or one that yields several sources")
     if data.target != "classes" or data.train.y.ndim != 1:
-        raise SpecError("redundancy_matrix works on single-head class targets for now; "
+        raise DataError("redundancy_matrix works on single-head class targets for now; "
                         f"this source has a {data.target} target of shape {tuple(data.train.y.shape)}")
     betas = [float(b) for b in ctx.betas]
     seeds = [int(s) for s in ctx.seeds]
@@ -120,26 +88,28 @@ def compute_redundancy_matrix(ctx, diagonal: bool = True) -> xr.Dataset:
     by_shape = _shape_groups([(data.in_shape(a), data.in_shape(b)) for a, b in pairs])
     for members in by_shape.values():
         group = [list(pairs[k]) for k in members]
-        ce, div = _fit_groups(ctx, data, group, betas)  # ce: (seed, beta, side, P)
+        r = _fit_groups(ctx, data, group, betas)
         for p, (a, b) in enumerate(group):
-            ri[a, b] = ri[b, a] = h_null - ce[:, :, :, p].mean(axis=2)
-            if div is not None:
-                dv[a, b] = dv[b, a] = div[:, :, p]
+            pair = r.sel(head=p)
+            ri[a, b] = ri[b, a] = h_null - pair.cross_entropy.mean("source").transpose("seed", "beta").values
+            if ctx.divergence is not None:
+                dv[a, b] = dv[b, a] = pair.divergence.transpose("seed", "beta").values
     if diagonal:
         for members in _shape_groups([data.in_shape(i) for i in range(n)]).values():
-            ce, _ = _fit_groups(ctx, data, [[i] for i in members], [0.0])  # (seed, 1, 1, P)
+            r = _fit_groups(ctx, data, [[i] for i in members], [0.0])
             for p, i in enumerate(members):
-                usable[i] = h_null - ce[:, 0, 0, p]
+                usable[i] = h_null - r.cross_entropy.sel(head=p, beta=0.0, source="side0").values
                 ri[i, i] = usable[i][:, None]
     names = list(data.names)
     ds = xr.Dataset(
         {
-            "redundant_information": _var(ri, ("source_a", "source_b", "seed", "beta"),
-                                          "redundant information I∩ of each pair; diagonal: usable information"),
-            "divergence": _var(dv, ("source_a", "source_b", "seed", "beta"),
-                               "held-out divergence of each pair's decoders (NaN on the diagonal)", units="1"),
-            "usable_information": _var(usable, ("source", "seed"), "each source's own usable information"),
-            "null_entropy": _var(h_null, (), "H_V(Y|∅) on the test split"),
+            "redundant_information": named(xr.DataArray(ri, dims=("source_a", "source_b", "seed", "beta")),
+                                           "redundant information I∩ of each pair; diagonal: usable information"),
+            "divergence": named(xr.DataArray(dv, dims=("source_a", "source_b", "seed", "beta")),
+                                "held-out divergence of each pair's decoders (NaN on the diagonal)", "1"),
+            "usable_information": named(xr.DataArray(usable, dims=("source", "seed")),
+                                        "each source's own usable information"),
+            "null_entropy": named(h_null, "H_V(Y|∅) on the test split"),
         },
         coords={"source_a": names, "source_b": names, "source": names, "seed": seeds, "beta": betas},
     )
@@ -200,10 +170,3 @@ def plot_matrix(ds: xr.Dataset, out: str, kind: str | None = None) -> str:
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
-
-
-def register_all(register):
-    register("redundancy_matrix", compute_redundancy_matrix, params=[
-        Param("diagonal", True, bool, "fill the diagonal with each source's usable information"),
-    ], help="RINE for every pair of sources as a (source_a, source_b) matrix; diagonal = usable information",
-        plot=plot_matrix)

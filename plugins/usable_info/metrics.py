@@ -1,15 +1,21 @@
-"""Metric implementations. Each takes a RunContext and returns an xarray Dataset in bits."""
+"""``usable`` and ``rine``: V-information of each source and redundant information of n sources,
+from one fit each, in bits on the test split."""
 from __future__ import annotations
 
 import numpy as np
 import xarray as xr
 
-from usable import Param, SourceData, Split
-from usable.info import null_logp
+from usable import DataError, SourceData, Split, null_logp
 
 
-def _var(data, dims, long_name, units="bit", **attrs):
-    return xr.Variable(dims, np.asarray(data), {"long_name": long_name, "units": units, **attrs})
+def named(da, long_name: str, units: str = "bit") -> xr.DataArray:
+    """A result variable: the array with its ``long_name`` and ``units``."""
+    return xr.DataArray(da).assign_attrs(long_name=long_name, units=units)
+
+
+def fitted(res) -> xr.Dataset:
+    """The labelled arrays of a one-dataset fit (dims seed, beta, source, sample, epoch)."""
+    return res.to_dataset().isel(dataset=0, drop=True)
 
 
 def with_joint(data: SourceData) -> SourceData:
@@ -17,55 +23,45 @@ def with_joint(data: SourceData) -> SourceData:
     joint = data.joint()
     return SourceData(Split(data.train.xs + joint.train.xs, data.train.y),
                       Split(data.test.xs + joint.test.xs, data.test.y),
-                      data.names + joint.names, data.target, data.n_classes, data.class_names,
-                      dict(data.attrs))
+                      data.names + joint.names, data.target, data.n_classes, data.class_names, dict(data.attrs))
 
 
-def curves(res, betas_axis: bool) -> dict[str, xr.Variable]:
-    """Per-epoch training curves of a FitResult as variables with an ``epoch`` dim."""
-    h = res.history
-    def shape(a):
-        a = np.asarray(a)
-        if betas_axis:
-            return a.reshape(a.shape[0], len(res.seeds), len(res.betas), *a.shape[2:])
-        return a.reshape(a.shape[0], len(res.seeds), *a.shape[2:]) if len(res.betas) == 1 else a
-    lead = ("epoch", "seed", "beta") if betas_axis else ("epoch", "seed")
-    return {
-        "train_loss": _var(shape(h["train_loss"]), lead, "training objective per epoch (nats)", units="nat"),
-        "train_cross_entropy": _var(shape(h["train_ce"]), lead + ("source",), "training cross-entropy per epoch"),
-        "test_cross_entropy_curve": _var(shape(h["test_ce"]), lead + ("source",), "held-out cross-entropy per epoch"),
-        **({"train_divergence": _var(shape(h["train_divergence"]), lead, "training divergence per epoch", units="1"),
-            "beta_in_force": _var(shape(h["beta"]), lead, "β applied per epoch (schedule)", units="1")}
-           if betas_axis else {}),
-    }
+def curves(r: xr.Dataset, with_beta: bool) -> dict[str, xr.DataArray]:
+    """Per-epoch training curves (dim epoch first)."""
+    names = ["train_loss", "train_cross_entropy", "test_cross_entropy_curve"]
+    names += ["train_divergence", "beta_in_force"] if with_beta else []
+    return {k: r[k] for k in names}
+
+
+def source_attrs(data: SourceData) -> dict:
+    return {f"source_{k}": v for k, v in data.attrs.items() if isinstance(v, (int, float, str))}
 
 
 def compute_usable(ctx, joint: bool = False, pvi: bool = True) -> xr.Dataset:
     """I_V(X→Y) = H_V(Y|∅) − H_V(Y|X) for each source (and all sources jointly if joint=true)."""
     data = ctx.data
     fit_data = with_joint(data) if joint and data.n_sources > 1 else data
-    res = ctx.fit(fit_data, betas=[0.0])
+    r = fitted(ctx.fit(fit_data, betas=[0.0])).isel(beta=0, drop=True)
     null, null_attrs = null_logp(data, "test")
     h_null = float(-null.double().mean())
-    logp = res.test_logp.double().numpy()  # (seed, source, sample[, head])
-    ce = -logp.mean(axis=2)
-    coords = {"seed": res.seeds, "source": fit_data.names}
+    ce = r.cross_entropy
+    null_text = ("test cross-entropy of the training class frequencies" if data.target == "classes"
+                 else "test cross-entropy of the fitted marginal Gaussian")
     data_vars = {
-        "usable_information": _var(h_null - ce, ("seed", "source"), "usable information I_V(X→Y) on the test split"),
-        "cross_entropy": _var(ce, ("seed", "source"), "held-out cross-entropy H_V(Y|X)"),
-        "null_entropy": _var(h_null, (), "H_V(Y|∅): test cross-entropy of the training class frequencies"
-                             if data.target == "classes" else "H_V(Y|∅): test cross-entropy of the fitted marginal Gaussian"),
-        **curves(res, betas_axis=False),
+        "usable_information": named(h_null - ce, "usable information I_V(X→Y) on the test split"),
+        "cross_entropy": named(ce, "held-out cross-entropy H_V(Y|X)"),
+        "null_entropy": named(h_null, f"H_V(Y|∅): {null_text}"),
+        **curves(r, with_beta=False),
     }
     if pvi:
-        data_vars["pvi"] = _var(logp - null.double().numpy()[None, None, :], ("seed", "source", "sample"),
-                                "pointwise V-information log2 f(y|x) − log2 p_null(y) per test sample")
-        coords["sample"] = np.arange(len(data.test))
-    ds = xr.Dataset(data_vars, coords={**coords, "epoch": np.arange(res.epochs_run)})
+        data_vars["pvi"] = named(r.log_likelihood - null.double().numpy(),
+                                 "pointwise V-information log2 f(y|x) − log2 p_null(y) per test sample")
+    ds = xr.Dataset(data_vars)
+    if not pvi:
+        ds = ds.drop_vars("sample", errors="ignore")
     ds.attrs.update(null_attrs)
     ds.attrs.update({"headline": ["usable_information", "cross_entropy", "null_entropy"],
-                     "split_fitted": "train", "split_evaluated": "test", "target": data.target,
-                     **{f"source_{k}": v for k, v in data.attrs.items() if isinstance(v, (int, float, str))}})
+                     "split_fitted": "train", "split_evaluated": "test", "target": data.target, **source_attrs(data)})
     return ds
 
 
@@ -91,58 +87,39 @@ def compute_rine(ctx, per_class: bool = False) -> xr.Dataset:
     """I∩ = H_V(Y|∅) − (1/n) Σ_i H_{f_i}(Y|X_i) with decoders trained under β·D(f_1..f_n)."""
     data = ctx.data
     if data.n_sources < 2:
-        raise ValueError(f"rine needs at least 2 sources, got {data.n_sources} ({', '.join(data.names)}); "
-                         "give several --source specs or one that yields several sources")
+        raise DataError(f"rine needs at least 2 sources, got {data.n_sources} ({', '.join(data.names)}); "
+                        "give several --source specs or one that yields several sources")
+    if per_class and (data.target != "classes" or data.test.y.ndim != 1):
+        raise DataError("rine:per_class=true needs a single class target (this source has a "
+                        f"{data.target} target of shape {tuple(data.test.y.shape)})")
     requested = [float(b) for b in ctx.betas]
-    betas = sorted(set(requested) | {0.0})  # β = 0 gives each source's own usable information
-    res = ctx.fit(data, betas=betas)
+    r = fitted(ctx.fit(data, betas=sorted(set(requested) | {0.0})))  # β = 0: each source's own information
     null, null_attrs = null_logp(data, "test")
     h_null = float(-null.double().mean())
-    ce = res.by_seed_beta(res.test_ce)  # (seed, beta_all, source)
-    div = res.by_seed_beta(res.test_divergence)
-    keep = [betas.index(b) for b in requested]
-    b0 = betas.index(0.0)
-    ds = xr.Dataset(
-        {
-            "redundant_information": _var(h_null - ce[:, keep].mean(axis=2), ("seed", "beta"),
-                                          "redundant information I∩ = H_V(Y|∅) − mean held-out cross-entropy"),
-            "divergence": _var(div[:, keep], ("seed", "beta"), "held-out divergence D(f_1..f_n)", units="1"),
-            "cross_entropy": _var(ce[:, keep], ("seed", "beta", "source"), "held-out cross-entropy of each decoder"),
-            "usable_information": _var(h_null - ce[:, b0], ("seed", "source"),
-                                       "each source's own usable information (β = 0 decoders)"),
-            "null_entropy": _var(h_null, (), "H_V(Y|∅) on the test split"),
-        },
-        coords={"seed": res.seeds, "beta": requested, "source": data.names, "epoch": np.arange(res.epochs_run)},
-    )
-    hist = curves(res, betas_axis=True)
-    for k, v in hist.items():
-        ds[k] = xr.Variable(v.dims, np.take(v.values, keep, axis=2), v.attrs)
+    at = r.sel(beta=requested)
+    ds = xr.Dataset({
+        "redundant_information": named(h_null - at.cross_entropy.mean("source"),
+                                       "redundant information I∩ = H_V(Y|∅) − mean held-out cross-entropy"),
+        "divergence": named(at.divergence, "held-out divergence D(f_1..f_n)", "1"),
+        "cross_entropy": named(at.cross_entropy, "held-out cross-entropy of each decoder"),
+        "usable_information": named(h_null - r.cross_entropy.sel(beta=0.0, drop=True),
+                                    "each source's own usable information (β = 0 decoders)"),
+        "null_entropy": named(h_null, "H_V(Y|∅) on the test split"),
+        **curves(at, with_beta=True),
+    })
     if per_class:
-        if data.target != "classes" or data.test.y.ndim != 1:
-            raise ValueError("rine:per_class=true needs a single class target (this source has a "
-                             f"{data.target} target of shape {tuple(data.test.y.shape)})")
-        logp = res.by_seed_beta(res.test_logp.double().numpy())[:, keep]  # (seed, beta, source, N)
-        ri_c, h_c = per_class_redundancy(logp, null.double().numpy(), data.test.y.numpy(), data.n_classes)
-        ds["redundant_information_per_class"] = _var(
-            ri_c, ("seed", "beta", "class"), "redundant information per class: H_null(c) − mean held-out "
-            "cross-entropy on the test samples of class c")
-        ds["null_entropy_per_class"] = _var(h_c, ("class",), "−log2 p_null(c): the null cross-entropy of class c")
+        ri_c, h_c = per_class_redundancy(at.log_likelihood.transpose("seed", "beta", "source", "sample").values,
+                                         null.double().numpy(), data.test.y.numpy(), data.n_classes)
+        ds["redundant_information_per_class"] = named(xr.DataArray(ri_c, dims=("seed", "beta", "class")),
+                                                      "redundant information per class: H_null(c) − mean held-out "
+                                                      "cross-entropy on the test samples of class c")
+        ds["null_entropy_per_class"] = named(xr.DataArray(h_c, dims=("class",)),
+                                             "−log2 p_null(c): the null cross-entropy of class c")
         ds = ds.assign_coords({"class": np.arange(data.n_classes)})
         if data.class_names:
             ds = ds.assign_coords(class_name=("class", [str(c) for c in data.class_names]))
     ds.attrs.update(null_attrs)
     ds.attrs.update({"headline": ["redundant_information", "divergence", "usable_information"],
                      "divergence_form": ctx.fit_config.divergence_form,
-                     "split_fitted": "train", "split_evaluated": "test", "target": data.target,
-                     **{f"source_{k}": v for k, v in data.attrs.items() if isinstance(v, (int, float, str))}})
+                     "split_fitted": "train", "split_evaluated": "test", "target": data.target, **source_attrs(data)})
     return ds
-
-
-def register_all(register):
-    register("usable", compute_usable, params=[
-        Param("joint", False, bool, "also fit one decoder on all sources concatenated"),
-        Param("pvi", True, bool, "store per-sample pointwise V-information (dim sample)"),
-    ], help="usable information I_V(X→Y) of each source, in bits on the test split")
-    register("rine", compute_rine, params=[
-        Param("per_class", False, bool, "also report redundant information per class (dim class)"),
-    ], help="redundant information of n ≥ 2 sources (RINE), in bits")

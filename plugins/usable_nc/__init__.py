@@ -1,6 +1,6 @@
 """usable_nc: streaming neural collapse (NC1-NC4, CDNV, trace quotient) for every layer.
 
-Public API (stable; the ``track`` metric of usable_dib builds on it)::
+Public API (stable; usable_dib builds on it through ``usable.plugin("nc")``)::
 
     from usable_nc import NCAccumulator, measure_layers, all_reduce_states
 
@@ -36,21 +36,53 @@ every block output), runs pass 1 and pass 2 with fixed weights, and restores the
 
 The metric ``nc`` (``usable run nc --source digits --decoder cnn_minus --epochs 3``) trains the
 decoder with the one training loop (β = 0, one source) or loads ``nc:checkpoint=PATH``, then
-measures every layer on the train and test splits: dims (seed, layer, split[, class]).
+measures every layer on the train and test splits: dims (seed, layer, split[, class]). Only
+the declarations below load with the plugin; torch loads when the API or the metric is used.
 Formulas, defaults and degenerate cases: docs/neural-collapse.md.
 """
-from __future__ import annotations
+from typing import Annotated, Literal
 
-from .accumulator import NCAccumulator, NCStateError, all_reduce_states  # noqa: F401
-from .measure import MeasureResult, measure_layers, resolve_layers  # noqa: F401
+from usable import hookimpl
 
-__all__ = ["NCAccumulator", "NCStateError", "all_reduce_states", "measure_layers", "MeasureResult",
-           "resolve_layers"]
+# Relative to σ_max: float32 features resolve ~1e-7 relative, so below this is noise. The one-pass
+# D×D scatter only while it is small (512² doubles = 2 MB).
+DEFAULT_RANK_TOL, DEFAULT_GRAM_MAX_DIM = 1e-6, 512
+_API = {"NCAccumulator": "accumulator", "NCStateError": "accumulator", "all_reduce_states": "accumulator",
+        "measure_layers": "measure", "MeasureResult": "measure", "resolve_layers": "measure", "LayerTap": "measure"}
+__all__ = sorted(_API)
 
-from usable import hookimpl  # noqa: E402
+
+def __getattr__(name):
+    if name not in _API:
+        raise AttributeError(f"module 'usable_nc' has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module(f"{__name__}.{_API[name]}"), name)
+
+
+def nc(ctx, checkpoint: Annotated[str, "measure networks from this checkpoint (written by nc:save=PATH) instead of training"] = "",
+       save: Annotated[str, "save the trained networks to this checkpoint path"] = "",
+       layers: Annotated[list[str], "layers to hook, block names or module paths joined by '+' (default: every "
+                         "block + penultimate)"] = (),
+       splits: Annotated[list[str], "splits to measure: train, test or train+test"] = ("train", "test"),
+       rank_tol: Annotated[float, "relative singular-value tolerance for the rank of the centred means"] = DEFAULT_RANK_TOL,
+       weighting: Annotated[Literal["sample", "balanced"], "global mean: sample (over samples) or balanced (mean of "
+                            "class means)"] = "sample",
+       method: Annotated[Literal["auto", "two_pass", "gram"], "two_pass (O(C·D)), gram (one pass, D×D) or auto (gram "
+                         "when D <= gram_max_dim)"] = "auto",
+       gram_max_dim: Annotated[int, "largest D for which auto picks the one-pass Gram method"] = DEFAULT_GRAM_MAX_DIM,
+       batch_size: Annotated[int, "batch size of the measurement passes"] = 1024,
+       amortised: Annotated[bool, "fold the train-split pass 1 into the last training epoch (thesis; biased)"] = False):
+    """Streaming neural collapse (NC1-NC4, CDNV) of every layer on train and test."""
+    kw = dict(locals())
+    from .metric import compute_nc
+    return compute_nc(**kw)
+
+
+def _plot(ds, out, kind=None):
+    from .metric import plot_nc
+    return plot_nc(ds, out, kind)
 
 
 @hookimpl
 def register_metrics(register):
-    from .metric import register_all
-    register_all(register)
+    register("nc", nc, plot=_plot)

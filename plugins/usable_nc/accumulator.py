@@ -26,14 +26,16 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 
+from usable import DataError
+
+from . import DEFAULT_GRAM_MAX_DIM, DEFAULT_RANK_TOL  # declared once, with the metric's parameters
+
 WEIGHTINGS = ("sample", "balanced")
 METHODS = ("auto", "two_pass", "gram")
-DEFAULT_RANK_TOL = 1e-6      # relative to σ_max; float32 features resolve ~1e-7 relative, so below this is noise
-DEFAULT_GRAM_MAX_DIM = 512   # one-pass D×D scatter only while it is small (512² doubles = 2 MB)
 CHUNK_ELEMENTS = 1 << 22     # rows per chunk such that chunk×D <= 4M elements (32 MB in float64)
 
 
-class NCStateError(ValueError):
+class NCStateError(DataError):
     """Misuse of the accumulator or degenerate data (message says what and how to fix it)."""
 
 

@@ -11,7 +11,8 @@ from typing import Any, Iterable, Sequence
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+
+from usable import progress as progress_bar
 
 from .accumulator import DEFAULT_GRAM_MAX_DIM, DEFAULT_RANK_TOL, NCAccumulator, NCStateError
 
@@ -171,7 +172,7 @@ def measure_layers(model: nn.Module, data, layers: Sequence[str] | None = None, 
     model.eval()
     try:
         for pass_no in ((2,) if pass1_states is not None else (1, 2)):
-            for xb, yb in tqdm(batches(), desc=f"{desc} pass {pass_no}", disable=not progress, leave=False):
+            for xb, yb in progress_bar(batches(), desc=f"{desc} pass {pass_no}", enabled=progress):
                 tap.captured.clear()
                 out = model(xb.to(dev))
                 yb = yb.to(dev)

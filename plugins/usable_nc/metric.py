@@ -5,21 +5,15 @@ Result dims: (seed, layer, split) for scalars, plus ``class`` for per-class vari
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import torch
 import xarray as xr
 
-from usable import Param
-from usable.ensemble import Memberwise
+from usable import DataError, Memberwise, SpecError, load_networks, save_checkpoint
 
-from .accumulator import DEFAULT_GRAM_MAX_DIM, DEFAULT_RANK_TOL, METHODS, WEIGHTINGS
+from .accumulator import DEFAULT_GRAM_MAX_DIM, DEFAULT_RANK_TOL
 from .amortised import amortised_fit
 from .measure import measure_layers
-
-CHECKPOINT_FORMAT = "usable-nc-checkpoint/1"
 
 # name -> (long_name, units); every scalar the accumulator reports for a layer and split
 SCALARS = {
@@ -53,74 +47,47 @@ HEADLINE = ["nc1", "trace_quotient", "cdnv_mean", "nc2_etf_error", "nc3", "nc4"]
 
 
 def _networks_from_fit(res) -> list[torch.nn.Module]:
-    ens = res.models[0]
-    members = getattr(ens, "members", None)
+    members = getattr(res.models[0], "members", None)
     if members is None:
-        raise TypeError(f"expected a member-wise ensemble, got {type(ens).__name__}")
+        raise TypeError(f"expected a member-wise ensemble, got {type(res.models[0]).__name__}")
     return list(members)
 
 
-def save_checkpoint(path, nets, seeds, ctx, in_shape, n_out) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": CHECKPOINT_FORMAT, "decoder": str(ctx.decoder), "in_shape": list(in_shape),
-                "n_out": int(n_out), "seeds": [int(s) for s in seeds],
-                "state_dicts": [n.state_dict() for n in nets]}, path)
-
-
-def load_checkpoint(path, ctx, in_shape, n_out):
-    """Networks from a checkpoint written by ``nc:save=PATH`` (or a plain state_dict of one network)."""
-    if not Path(path).exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist (write one with nc:save=PATH)")
-    ck = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(ck, dict) and ck.get("format") == CHECKPOINT_FORMAT:
-        if list(ck["in_shape"]) != list(in_shape) or int(ck["n_out"]) != int(n_out):
-            raise ValueError(f"checkpoint {path} is for input {ck['in_shape']} -> {ck['n_out']} outputs, but the "
-                             f"source gives {list(in_shape)} -> {n_out}")
-        sds, seeds = ck["state_dicts"], ck["seeds"]
-    else:
-        sds, seeds = [ck], [0]
+def load_trained(ctx, checkpoint: str, in_shape, n_out: int):
+    """(networks, seeds) saved by ``nc:save=PATH`` (or a plain state dict of one network)."""
     dec = ctx.decoder_obj()
-    nets = []
-    for sd in sds:
-        net = dec.build(tuple(in_shape), int(n_out))
-        try:
-            net.load_state_dict(sd)
-        except RuntimeError as exc:
-            raise ValueError(f"checkpoint {path} does not fit decoder {ctx.decoder}: {exc}".splitlines()[0]) from exc
-        nets.append(net)
-    return nets, seeds
+    nets, meta = load_networks(checkpoint, lambda: dec.build(tuple(in_shape), int(n_out)),
+                               expect={"in_shape": list(in_shape), "n_out": int(n_out)})
+    return nets, [int(s) for s in meta.get("seeds", range(len(nets)))]
 
 
-def compute_nc(ctx, checkpoint: str = "", save: str = "", layers: str = "", splits: str = "train+test",
-               rank_tol: float = DEFAULT_RANK_TOL, weighting: str = "sample", method: str = "auto",
-               gram_max_dim: int = DEFAULT_GRAM_MAX_DIM, batch_size: int = 1024,
-               amortised: bool = False) -> xr.Dataset:
+def compute_nc(ctx, checkpoint: str, save: str, layers: list[str], splits: list[str], rank_tol: float,
+               weighting: str, method: str, gram_max_dim: int, batch_size: int, amortised: bool) -> xr.Dataset:
     """Neural collapse of every layer of the decoder on each split (dims seed, layer, split[, class])."""
     data = ctx.data
     if data.n_sources != 1:
-        raise ValueError(f"nc measures one network on one source, got {data.n_sources} sources "
+        raise DataError(f"nc measures one network on one source, got {data.n_sources} sources "
                          f"({', '.join(data.names)}); give a single --source")
     if data.target != "classes" or data.train.y.ndim != 1:
-        raise ValueError("nc needs a class target (one label per sample)")
-    split_names = [s for s in splits.replace(",", "+").split("+") if s]
+        raise DataError("nc needs a class target (one label per sample)")
+    split_names = list(splits)
     bad = [s for s in split_names if s not in ("train", "test")]
     if bad or not split_names:
-        raise ValueError(f"splits {splits!r}: use train, test or train+test")
+        raise SpecError(f"nc: splits {'+'.join(splits)!r}: use train, test or train+test")
     K, in_shape = int(data.n_classes), data.in_shape(0)
-    layer_list = [s for s in layers.split("+") if s] or None
-    mkw = dict(layers=layer_list, n_classes=K, batch_size=batch_size, rank_tol=rank_tol,
+    measure_kwargs = dict(layers=list(layers) or None, n_classes=K, batch_size=batch_size, rank_tol=rank_tol,
                weighting=weighting, method=method, gram_max_dim=gram_max_dim)
     extra_vars, attrs = {}, {}
     pass1_train = None
     if checkpoint:
         if amortised:
-            raise ValueError("amortised=true folds pass 1 into training; it cannot be used with a checkpoint")
-        nets, seeds = load_checkpoint(checkpoint, ctx, in_shape, K)
+            raise SpecError("amortised=true folds pass 1 into training; it cannot be used with a checkpoint")
+        nets, seeds = load_trained(ctx, checkpoint, in_shape, K)
         attrs["checkpoint"] = str(checkpoint)
         attrs["measurement"] = "separate eval-mode passes with the checkpoint's fixed weights"
     else:
         if amortised:
-            res, nets, pass1_train = amortised_fit(ctx, data, Memberwise(ctx.decoder_obj()), mkw)
+            res, nets, pass1_train = amortised_fit(ctx, data, ctx.decoder_obj(), measure_kwargs)
             attrs["measurement"] = ("amortised: train-split pass 1 folded into the last training epoch (train mode, "
                                     "moving weights, as the thesis does; Σ_W is biased); pass 2 and the test split "
                                     "in eval mode with the final weights")
@@ -129,11 +96,11 @@ def compute_nc(ctx, checkpoint: str = "", save: str = "", layers: str = "", spli
             nets = _networks_from_fit(res)
             attrs["measurement"] = "separate eval-mode passes after training, fixed final weights"
         seeds = res.seeds
-        extra_vars["test_cross_entropy"] = xr.Variable(("seed",), res.test_ce[:, 0],
-                                                       {"long_name": "held-out cross-entropy of the trained network",
-                                                        "units": "bit"})
+        ce = res.to_dataset().cross_entropy.isel(dataset=0, beta=0, source=0, drop=True)
+        extra_vars["test_cross_entropy"] = ce.assign_attrs(long_name="held-out cross-entropy of the trained network")
         if save:
-            save_checkpoint(save, nets, seeds, ctx, in_shape, K)
+            save_checkpoint(save, [n.state_dict() for n in nets], decoder=str(ctx.decoder), in_shape=list(in_shape),
+                            n_out=K, seeds=[int(s) for s in seeds])
             attrs["saved_checkpoint"] = str(save)
     progress = bool(ctx.fit_config.progress)
     device = None if ctx.fit_config.device == "auto" else ctx.fit_config.device
@@ -144,7 +111,7 @@ def compute_nc(ctx, checkpoint: str = "", save: str = "", layers: str = "", spli
             split = getattr(data, sp)
             p1 = pass1_train[e] if (pass1_train is not None and sp == "train") else None
             row.append(measure_layers(net, (split.xs[0], split.y), device=device, progress=progress,
-                                      desc=f"nc seed {seeds[e]} {sp}", pass1_states=p1, **mkw))
+                                      desc=f"nc seed {seeds[e]} {sp}", pass1_states=p1, **measure_kwargs))
         results.append(row)
     layer_names = results[0][0].layers
     for row in results:
@@ -200,7 +167,7 @@ def plot_nc(ds: xr.Dataset, out: str, kind: str | None = None):
     names = ["nc1"] if kind in (None, "nc1") else (HEADLINE if kind == "all" else [kind])
     missing = [n for n in names if n not in ds.data_vars]
     if missing:
-        raise ValueError(f"plot kind {kind!r}: no variable {missing}; kinds: nc1, all, or one of {', '.join(HEADLINE)}")
+        raise SpecError(f"plot kind {kind!r}: no variable {missing}; kinds: nc1, all, or one of {', '.join(HEADLINE)}")
     fig, axes = plt.subplots(1, len(names), figsize=(4.4 * len(names), 3.6), squeeze=False)
     layers = [str(v) for v in ds["layer"].values]
     for ax, v in zip(axes[0], names):
@@ -222,20 +189,3 @@ def plot_nc(ds: xr.Dataset, out: str, kind: str | None = None):
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
-
-
-def register_all(register):
-    register("nc", compute_nc, params=[
-        Param("checkpoint", "", str, "measure networks from this checkpoint (written by nc:save=PATH) instead of training"),
-        Param("save", "", str, "save the trained networks to this checkpoint path"),
-        Param("layers", "", str, "layers to hook, '+'-separated block names or module paths (default: every block + penultimate)"),
-        Param("splits", "train+test", str, "splits to measure: train, test or train+test"),
-        Param("rank_tol", DEFAULT_RANK_TOL, float, "relative singular-value tolerance for the rank of the centred means"),
-        Param("weighting", "sample", str, "global mean: sample (over samples) or balanced (mean of class means)",
-              choices=list(WEIGHTINGS)),
-        Param("method", "auto", str, "two_pass (O(C·D)), gram (one pass, D×D) or auto (gram when D <= gram_max_dim)",
-              choices=list(METHODS)),
-        Param("gram_max_dim", DEFAULT_GRAM_MAX_DIM, int, "largest D for which auto picks the one-pass Gram method"),
-        Param("batch_size", 1024, int, "batch size of the measurement passes"),
-        Param("amortised", False, bool, "fold the train-split pass 1 into the last training epoch (thesis; biased)"),
-    ], help="streaming neural collapse (NC1-NC4, CDNV) of every layer on train and test", plot=plot_nc)

@@ -8,12 +8,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from usable import SourceData, Split
-from usable.data import train_test_split_indices
+from usable import DataError, SourceData, Split, train_test_split_indices
 
 from .recording import TrialFeatures
 from .targets import class_labels
-from .windows import Window, normalise
+from .windows import Window, normalize
 
 PAIRINGS = ("shuffled", "ordered")
 
@@ -29,7 +28,7 @@ def pair_by_class(labels: Sequence[np.ndarray], seed: int, pairing: str = "shuff
     class) and a report of how many trials each session lost.
     """
     if pairing not in PAIRINGS:
-        raise ValueError(f"pairing={pairing!r}; choose one of {', '.join(PAIRINGS)}")
+        raise DataError(f"pairing={pairing!r}; choose one of {', '.join(PAIRINGS)}")
     if len(labels) == 1:
         return [np.arange(len(labels[0]))], {}
     rng = np.random.default_rng(seed)
@@ -66,17 +65,17 @@ def build_source_data(features: list[TrialFeatures], windows: list[Window], *, t
     try:
         joined = np.concatenate(raws, axis=0)
     except ValueError as exc:
-        raise ValueError(f"target column {target!r} has different shapes across sessions: {exc}") from None
+        raise DataError(f"target column {target!r} has different shapes across sessions: {exc}") from None
     labels_all, class_names, keep = class_labels(joined, bins, centre, target)
     if not keep.all():  # class_labels drops NaN targets; trial_features already removed them
-        raise ValueError(f"target column {target!r} has NaN rows that were not filtered")
+        raise DataError(f"target column {target!r} has NaN rows that were not filtered")
     bounds = np.cumsum([0] + [len(r) for r in raws])
     labels = [labels_all[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     K = len(class_names)
     idx, pair_report = pair_by_class(labels, seed, pairing, K)
     y = labels[0][idx[0]]
     if len(y) == 0:
-        raise ValueError("no trials could be paired across sessions: no target class occurs in every session")
+        raise DataError("no trials could be paired across sessions: no target class occurs in every session")
 
     sess_names = _unique_names([f.name for f in features])
     xs: list[np.ndarray] = []
@@ -86,12 +85,12 @@ def build_source_data(features: list[TrialFeatures], windows: list[Window], *, t
         chosen = list(groups) if groups else present
         missing = [g for g in chosen if g not in present]
         if missing:
-            raise ValueError(f"{f.name}: no units in group(s) {', '.join(missing)}; groups present: {', '.join(present)}")
-        feats = normalise(f.counts[ix], windows, norm)  # (N, W, U)
+            raise DataError(f"{f.name}: no units in group(s) {', '.join(missing)}; groups present: {', '.join(present)}")
+        feats = normalize(f.counts[ix], windows, norm)  # (N, W, U)
         for g in chosen:
             units = np.flatnonzero(f.unit_groups == g)
             if len(units) == 0:
-                raise ValueError(f"{f.name}: the units table is empty; there are no spike trains to count")
+                raise DataError(f"{f.name}: the units table is empty; there are no spike trains to count")
             for k, w in enumerate(windows):
                 xs.append(feats[:, k, units])
                 names.append([sname, g, w.label])
@@ -101,15 +100,15 @@ def build_source_data(features: list[TrialFeatures], windows: list[Window], *, t
 
     tr, te = train_test_split_indices(len(y), test_fraction, seed, stratify=y)
     if len(te) == 0 or len(tr) == 0:
-        raise ValueError(f"{len(y)} trials and test_fraction={test_fraction} leave an empty split")
+        raise DataError(f"{len(y)} trials and test_fraction={test_fraction} leave an empty split")
     yt = torch.from_numpy(y.astype(np.int64))
 
     def split(ii):
         return Split([torch.from_numpy(np.ascontiguousarray(x[ii])) for x in xs], yt[ii])
 
     info = dict(attrs or {})
-    info.update({"n_trials": int(len(y)), "windows_ms": ";".join(w.label for w in windows),
-                 "normalise": norm, "target_column": target, "target_bins": int(bins)})
+    info.update({"n_trials": int(len(y)), "windows_ms": "+".join(w.label for w in windows),
+                 "normalize": norm, "target_column": target, "target_bins": int(bins)})
     for f in features:
         for why, n in f.dropped.items():
             key = f"dropped_{why}".replace(" ", "_").replace("=", "_")

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from usable import DataError
+
 from .targets import as_text
 from .windows import Window, check_within_trials, count_matrix
 
@@ -25,13 +27,13 @@ class Recording:
 
     def trial_column(self, col: str) -> np.ndarray:
         if col not in self.trials:
-            raise ValueError(f"{self.name}: the trials table has no column {col!r}; "
+            raise DataError(f"{self.name}: the trials table has no column {col!r}; "
                              f"its columns are: {', '.join(self.trials)}")
         return np.asarray(self.trials[col])
 
     def unit_column(self, col: str) -> np.ndarray:
         if col not in self.units:
-            raise ValueError(f"{self.name}: the units table has no column {col!r}; its columns are: "
+            raise DataError(f"{self.name}: the units table has no column {col!r}; its columns are: "
                              f"{', '.join(list(self.units) + ['spike_times'])}")
         return as_text(self.units[col])
 
@@ -50,9 +52,9 @@ class TrialFeatures:
 
 
 def parse_condition(text: str) -> list[tuple[str, str | None]]:
-    """'success' -> keep truthy rows; 'outcome:hit' -> keep rows equal to 'hit'; ';' joins several."""
+    """'success' -> keep truthy rows; 'outcome:hit' -> keep rows equal to 'hit'; '+' joins several."""
     out = []
-    for item in str(text or "").split(";"):
+    for item in str(text or "").split("+"):
         item = item.strip()
         if not item:
             continue
@@ -85,7 +87,7 @@ def trial_features(rec: Recording, *, event: str, windows: list[Window], target:
         keep &= ok
     ev = rec.trial_column(event).astype(np.float64)
     if ev.ndim != 1:
-        raise ValueError(f"{rec.name}: event column {event!r} must hold one time per trial, got shape {ev.shape}")
+        raise DataError(f"{rec.name}: event column {event!r} must hold one time per trial, got shape {ev.shape}")
     nan_ev = keep & np.isnan(ev)
     dropped[f"NaN {event}"] = int(nan_ev.sum())
     keep &= ~nan_ev
@@ -99,7 +101,7 @@ def trial_features(rec: Recording, *, event: str, windows: list[Window], target:
         msg = ", ".join(f"{n} for {why}" for why, n in dropped.items() if n)
         warnings.warn(f"{rec.name}: kept {len(idx)} of {n_all} trials; dropped {msg}", UserWarning, stacklevel=3)
     if len(idx) == 0:
-        raise ValueError(f"{rec.name}: no trials left after the filters ({dropped}); check condition=... and event={event}")
+        raise DataError(f"{rec.name}: no trials left after the filters ({dropped}); check condition=... and event={event}")
     events = ev[idx]
     if check_bounds:
         check_within_trials(windows, events, rec.trial_column("start_time").astype(float)[idx],

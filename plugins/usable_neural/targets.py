@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from usable import DataError
+
 
 def as_text(values) -> np.ndarray:
     """Column values as str (NWB strings may come back as bytes)."""
@@ -21,13 +23,13 @@ def angular_bins(positions: np.ndarray, bins: int, centre=(0.0, 0.0)) -> np.ndar
     """(N, 2) positions -> int64 sector indices 0..bins-1 (see the module docstring)."""
     pos = np.asarray(positions, dtype=np.float64)
     if pos.ndim != 2 or pos.shape[1] != 2:
-        raise ValueError(f"angular binning needs (x, y) positions of shape (N, 2), got shape {pos.shape}")
+        raise DataError(f"angular binning needs (x, y) positions of shape (N, 2), got shape {pos.shape}")
     if bins < 2:
-        raise ValueError(f"bins={bins}: need at least 2 angular sectors")
+        raise DataError(f"bins={bins}: need at least 2 angular sectors")
     dx, dy = pos[:, 0] - centre[0], pos[:, 1] - centre[1]
     at_centre = (dx == 0) & (dy == 0)
     if at_centre.any():
-        raise ValueError(f"{int(at_centre.sum())} positions equal the centre {tuple(centre)}, where the angle is "
+        raise DataError(f"{int(at_centre.sum())} positions equal the centre {tuple(centre)}, where the angle is "
                          "undefined; drop those trials with condition=... or set centre=x;y")
     theta = np.mod(np.arctan2(dy, dx), 2 * np.pi)
     width = 2 * np.pi / bins
@@ -40,15 +42,15 @@ def sector_names(bins: int) -> list[str]:
 
 
 def parse_centre(text) -> tuple[float, float] | str:
-    """'0;0' -> (0.0, 0.0); 'mean' -> 'mean' (the mean position of the kept trials)."""
+    """'0+0' -> (0.0, 0.0); 'mean' -> 'mean' (the mean position of the kept trials)."""
     if isinstance(text, (tuple, list)):
         return float(text[0]), float(text[1])
     text = str(text).strip()
     if text.lower() == "mean":
         return "mean"
-    parts = [p for p in text.replace(",", ";").split(";") if p.strip()]
+    parts = [p for p in text.split("+") if p.strip()]
     if len(parts) != 2:
-        raise ValueError(f"centre={text!r}: write x;y (e.g. centre=0;0) or centre=mean")
+        raise DataError(f"centre={text!r}: write x+y (e.g. centre=0+0) or centre=mean")
     return float(parts[0]), float(parts[1])
 
 
@@ -61,20 +63,20 @@ def class_labels(raw: np.ndarray, bins: int, centre, column: str) -> tuple[np.nd
     raw = np.asarray(raw)
     if bins:
         if raw.ndim != 2 or raw.shape[1] != 2:
-            raise ValueError(f"target column {column!r} has shape {raw.shape[1:] or '(scalar)'} per trial; "
+            raise DataError(f"target column {column!r} has shape {raw.shape[1:] or '(scalar)'} per trial; "
                              f"bins={bins} needs an (x, y) position per trial. Use bins=0 for a categorical column.")
         pos = raw.astype(np.float64)
         keep = ~np.isnan(pos).any(axis=1)
         c = np.nanmean(pos[keep], axis=0) if centre == "mean" else centre
         return angular_bins(pos[keep], bins, c), sector_names(bins), keep
     if raw.ndim > 1:
-        raise ValueError(f"target column {column!r} has {raw.shape[1]} values per trial (a position?); "
+        raise DataError(f"target column {column!r} has {raw.shape[1]} values per trial (a position?); "
                          f"bin it into angular sectors with bins=8, or name a categorical column")
     if raw.dtype.kind == "f":
         keep = ~np.isnan(raw)
         vals = raw[keep]
         if not np.all(vals == np.round(vals)):
-            raise ValueError(f"target column {column!r} holds non-integer numbers; for classes name a categorical "
+            raise DataError(f"target column {column!r} holds non-integer numbers; for classes name a categorical "
                              f"column, or a 2-D position column with bins=K")
         vals = vals.astype(np.int64)
     else:

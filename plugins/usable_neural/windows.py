@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from usable import DataError
+
 NORMALISATIONS = ("counts", "rate", "sqrt")
 EDGE_SLACK_S = 1e-9
 
@@ -38,12 +40,12 @@ def _fmt(x: float) -> str:
 
 
 def parse_windows(text: str) -> list[Window]:
-    """``'50:150;150:250'`` or ``'50:450:100'`` (start:stop:width) -> list of Windows (ms)."""
+    """``'50:150+150:250'`` or ``'50:450:100'`` (start:stop:width) -> list of Windows (ms)."""
     text = str(text).strip()
     if not text:
-        raise ValueError("no window given; write e.g. window=50:150 or window=50:450:100 (ms after the event)")
+        raise DataError("no window given; write e.g. window=50:150 or window=50:450:100 (ms after the event)")
     out: list[Window] = []
-    for item in text.split(";"):
+    for item in text.split("+"):
         item = item.strip()
         if not item:
             continue
@@ -51,22 +53,22 @@ def parse_windows(text: str) -> list[Window]:
         try:
             nums = [float(p) for p in parts]
         except ValueError:
-            raise ValueError(f"window {item!r} is not start:stop or start:stop:width in ms (numbers)") from None
+            raise DataError(f"window {item!r} is not start:stop or start:stop:width in ms (numbers)") from None
         if len(nums) == 2:
             a, b = nums
             if not b > a:
-                raise ValueError(f"window {item!r}: the end ({_fmt(b)} ms) must be after the start ({_fmt(a)} ms)")
+                raise DataError(f"window {item!r}: the end ({_fmt(b)} ms) must be after the start ({_fmt(a)} ms)")
             out.append(Window(a, b))
         elif len(nums) == 3:
             a, b, w = nums
             if w <= 0 or b - a < w:
-                raise ValueError(f"window {item!r}: start:stop:width needs width > 0 and stop - start >= width")
+                raise DataError(f"window {item!r}: start:stop:width needs width > 0 and stop - start >= width")
             k = int(np.floor((b - a) / w + 1e-9))
             out.extend(Window(a + i * w, a + (i + 1) * w) for i in range(k))
         else:
-            raise ValueError(f"window {item!r}: write start:stop (e.g. 50:150) or start:stop:width (e.g. 50:450:100)")
+            raise DataError(f"window {item!r}: write start:stop (e.g. 50:150) or start:stop:width (e.g. 50:450:100)")
     if not out:
-        raise ValueError(f"no window in {text!r}")
+        raise DataError(f"no window in {text!r}")
     return out
 
 
@@ -93,7 +95,7 @@ def count_matrix(units_spike_times: list[np.ndarray], events: np.ndarray,
     return np.stack([count_spikes(s, events, windows) for s in units_spike_times], axis=2)
 
 
-def normalise(counts: np.ndarray, windows: list[Window], how: str) -> np.ndarray:
+def normalize(counts: np.ndarray, windows: list[Window], how: str) -> np.ndarray:
     """counts (N, W, U) -> float32 features: raw counts, rate in Hz, or sqrt(counts)
     (variance-stabilising for Poisson counts)."""
     c = counts.astype(np.float64)
@@ -104,7 +106,7 @@ def normalise(counts: np.ndarray, windows: list[Window], how: str) -> np.ndarray
     elif how == "sqrt":
         out = np.sqrt(c)
     else:
-        raise ValueError(f"normalise={how!r}; choose one of {', '.join(NORMALISATIONS)}")
+        raise DataError(f"normalize={how!r}; choose one of {', '.join(NORMALISATIONS)}")
     return out.astype(np.float32)
 
 
@@ -122,7 +124,7 @@ def check_within_trials(windows: list[Window], events: np.ndarray, starts: np.nd
         bad_stop = events + w.stop_ms / 1000.0 > stops + EDGE_SLACK_S
         n_bad = int((bad_start | bad_stop).sum())
         if n_bad:
-            raise ValueError(
+            raise DataError(
                 f"{where}: window {w.label} lies outside {n_bad} of {len(events)} trials "
                 f"(relative to {event_name}, every kept trial covers only {lo:.6g} to {hi:.6g} ms). "
                 f"Choose windows inside that range, or pass check_bounds=false to count spikes "

@@ -16,12 +16,9 @@ converge to these values; the source stores them as attrs.
 from __future__ import annotations
 
 import math
+from typing import Annotated, Literal
 
-import numpy as np
-import torch
-
-from usable import SourceData, Split
-from usable.data import train_test_split_indices
+from usable import SpecError
 
 MODES = ("copy", "transform", "halves", "noise")
 
@@ -41,17 +38,26 @@ def closed_forms(mode: str, sigma: float) -> dict[str, float]:
     return {"mi_x1_bits": mutual_information_bits(sigma), "mi_x2_bits": 0.0, "true_redundancy_bits": 0.0}
 
 
-def make_gaussian(mode: str = "copy", sigma: float = 1.0, a: float = 2.0, b: float = 1.0, n: int = 10000,
-                  test_fraction: float = 0.2, seed: int = 0) -> SourceData:
-    """Draw ``n`` samples of a Gaussian redundancy task; sources x1, x2 of shape (n, 1), real target."""
+def make_gaussian(mode: Annotated[Literal[MODES], "copy | transform | halves | noise"] = "copy",
+                  sigma: Annotated[float, "sd of the observation noise X = Y + N(0, σ²)"] = 1.0,
+                  a: Annotated[float, "transform: X2 = a·X1 + b"] = 2.0,
+                  b: Annotated[float, "transform: X2 = a·X1 + b"] = 1.0,
+                  n: Annotated[int, "number of samples drawn"] = 10000,
+                  test_fraction: Annotated[float, "held-out fraction"] = 0.2,
+                  seed: Annotated[int, "seed of the draw and the split (fixed across training seeds)"] = 0):
+    """Real target Y ~ N(0,1), two sources with a closed-form redundancy (Gaussian decoders)."""
+    import numpy as np
+    import torch
+
+    from usable import SourceData, Split, train_test_split_indices
     if mode not in MODES:
-        raise ValueError(f"gaussian: mode {mode!r}; choose one of {', '.join(MODES)}")
+        raise SpecError(f"gaussian: mode {mode!r}; choose one of {', '.join(MODES)}")
     if not sigma > 0:
-        raise ValueError(f"gaussian: sigma must be > 0 (the observation noise sd), got {sigma}")
+        raise SpecError(f"gaussian: sigma must be > 0 (the observation noise sd), got {sigma}")
     if mode == "transform" and a == 0:
-        raise ValueError("gaussian: mode=transform needs a != 0 (X2 = a·X1 + b must be invertible)")
+        raise SpecError("gaussian: mode=transform needs a != 0 (X2 = a·X1 + b must be invertible)")
     if n < 4:
-        raise ValueError(f"gaussian: n must be at least 4, got {n}")
+        raise SpecError(f"gaussian: n must be at least 4, got {n}")
     rng = np.random.default_rng(seed)
     if mode == "halves":
         y1, y2 = rng.normal(0.0, math.sqrt(0.5), size=(2, n))

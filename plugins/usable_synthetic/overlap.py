@@ -25,12 +25,9 @@ Extra units, appended to both sources:
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
-import numpy as np
-import torch
-
-from usable import SourceData, Split
-from usable.data import train_test_split_indices
+from usable import SpecError
 
 
 def class_sets(n: int, classes: int) -> tuple[list[int], list[int], list[int]]:
@@ -46,8 +43,8 @@ def true_redundancy_bits(n: int, classes: int) -> float:
     return c / classes * math.log2(classes) + (rest * math.log2(1 / rest) if rest > 0 else 0.0)
 
 
-def _task_units(y: np.ndarray, own: list[int], exclusive: list[int], classes: int,
-                rng: np.random.Generator) -> np.ndarray:
+def _task_units(y, own: list[int], exclusive: list[int], classes: int, rng):
+    import numpy as np
     code = y.copy()
     foreign = ~np.isin(y, own)
     if foreign.any():  # only possible when the source has exclusive classes to hide behind
@@ -55,19 +52,30 @@ def _task_units(y: np.ndarray, own: list[int], exclusive: list[int], classes: in
     return np.eye(classes, dtype=np.float32)[code]
 
 
-def make_synthetic(n: int = 8, classes: int = 8, noise: int = 0, noise_sd: float = 2.0, shared: int = 0,
-                   shared_sd: float = 1.0, samples: int = 10000, test_fraction: float = 0.2,
-                   seed: int = 0) -> SourceData:
-    """Two sources encoding ``n`` of ``classes`` classes each with minimal overlap (see module doc)."""
+def make_synthetic(n: Annotated[int, "classes each source encodes, minimal overlap (classes/2: none shared, classes: all)"] = 8,
+                   classes: Annotated[int, "number of classes of Y"] = 8,
+                   noise: Annotated[int, "noise units N(0, noise_sd²) added to each source, independently"] = 0,
+                   noise_sd: Annotated[float, "sd of the noise units (the paper's 2)"] = 2.0,
+                   shared: Annotated[int, "non-task units added to both sources, the same draw"] = 0,
+                   shared_sd: Annotated[float, "sd of the shared non-task units"] = 1.0,
+                   samples: Annotated[int, "number of samples drawn"] = 10000,
+                   test_fraction: Annotated[float, "held-out fraction (stratified by class)"] = 0.2,
+                   seed: Annotated[int, "seed of the draw and the split"] = 0):
+    """RINE paper fig. 5: 8 classes, two sources encoding n classes each with minimal overlap."""
+    import numpy as np
+    import torch
+
+    from usable import SourceData, Split, train_test_split_indices
+
     if classes < 2:
-        raise ValueError(f"synthetic: classes must be at least 2, got {classes}")
+        raise SpecError(f"synthetic: classes must be at least 2, got {classes}")
     if not classes / 2 <= n <= classes:
-        raise ValueError(f"synthetic: n (classes each source encodes) must lie in {math.ceil(classes / 2)}..{classes} "
+        raise SpecError(f"synthetic: n (classes each source encodes) must lie in {math.ceil(classes / 2)}..{classes} "
                          f"so that the two sources cover all {classes} classes, got {n}")
     if noise < 0 or shared < 0:
-        raise ValueError(f"synthetic: noise and shared unit counts must be >= 0, got {noise}, {shared}")
+        raise SpecError(f"synthetic: noise and shared unit counts must be >= 0, got {noise}, {shared}")
     if samples < 2 * classes:
-        raise ValueError(f"synthetic: samples must be at least {2 * classes}, got {samples}")
+        raise SpecError(f"synthetic: samples must be at least {2 * classes}, got {samples}")
     rng = np.random.default_rng(seed)
     y = rng.integers(0, classes, size=samples)
     s1, s2, common = class_sets(n, classes)

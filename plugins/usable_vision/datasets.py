@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from usable.data import train_test_split_indices
+from usable import DataError, train_test_split_indices
 
 
 @dataclass
@@ -47,7 +47,7 @@ def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Images:
     """scikit-learn's 8×8 handwritten digits (1,797 images, 16 grey levels), stratified split."""
     from sklearn.datasets import load_digits as _load
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"digits: test_fraction={test_fraction} must be strictly between 0 and 1")
+        raise DataError(f"digits: test_fraction={test_fraction} must be strictly between 0 and 1")
     d = _load()
     x = torch.from_numpy(d.images.astype(np.float32) / 16.0).unsqueeze(1)  # (N, 1, 8, 8) in [0, 1]
     y = torch.from_numpy(d.target.astype(np.int64))
@@ -90,7 +90,7 @@ def load_cifar10(root: str | None = None, download: bool = False, verify: bool =
     except RuntimeError as exc:
         extra = " (md5 check failed: the files are corrupted or not the official ones; verify=false skips it)" \
             if verify and where.exists() else ""
-        raise FileNotFoundError(CIFAR_HELP.format(where=where) + extra + f" [torchvision: {exc}]") from None
+        raise DataError(CIFAR_HELP.format(where=where) + extra + f" [torchvision: {exc}]") from None
 
     def conv(ds):
         x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).float() / 255.0
@@ -132,7 +132,7 @@ def load_fashion_mnist(root: str | None = None, download: bool = False) -> Image
         train = FashionMNIST(str(base), train=True, download=download)
         test = FashionMNIST(str(base), train=False, download=download)
     except RuntimeError as exc:
-        raise FileNotFoundError(FASHION_HELP.format(where=raw) + f" [torchvision: {exc}]") from None
+        raise DataError(FASHION_HELP.format(where=raw) + f" [torchvision: {exc}]") from None
 
     def conv(ds):
         return ds.data.unsqueeze(1).float() / 255.0, ds.targets.to(torch.int64)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from usable import Network, Param, SpecError
+from usable import Network, SpecError
 
 
 def _image_shape(in_shape, who: str) -> tuple[int, int, int]:
@@ -182,22 +182,3 @@ class Timm:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def register_all(register):
-    from usable.params import int_list
-    register("resnet18", ResNet18, params=[Param("width", 64, int, "channels of the first stage (64 = standard)")],
-             help="CIFAR ResNet-18 (3×3 stem, stride 1, no max-pool); any input size and channel count")
-    register("cnn_plus", CNNPlus, params=[Param("widths", "64-128-256", int_list, "block widths d1-d2-d3")],
-             help="the thesis CNN f+ (residual conv blocks, 2×2 max-pools, global max-pool, linear head)")
-    register("cnn_minus", CNNMinus, params=[Param("widths", "16-32-64", int_list, "block widths d_l/4")],
-             help="the thesis CNN f− (5×5 conv, 3×3 max-pool blocks, linear head)")
-    register("timm", Timm, params=[
-        Param("model", None, str, "timm model name, e.g. resnet18, mobilenetv3_small_050", required=True),
-        Param("drop_rate", 0.0, float, "dropout before the classifier"),
-        Param("img_size", "auto", str, "pass the input size to the model (auto: where it takes one)",
-              choices=("auto", "true", "false")),
-    ], help="any timm model by name (random init, no download): timm:<model>", positional="model")
-
-
-__all__ = ["CNNPlus", "CNNMinus", "ResNet18", "Timm", "count_parameters"]

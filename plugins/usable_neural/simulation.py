@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from usable import DataError
+
 from .assemble import build_source_data
 from .recording import Recording, trial_features
 from .windows import parse_windows
@@ -110,24 +112,21 @@ def simulate_sessions(sessions: int = 1, unit_overlap: float = 0.5, units: int =
     return recs
 
 
-def make_centre_out(n_trials: int = 100, targets: int = 8, units: int = 60, areas: str = "PMd",
-                    window: str = "50:450:100", m1_tuning: float = 0.5, delay: float = 500.0,
-                    drift: float = 30.0, drift_tau: float = 200.0, gain_period: float = 600.0,
-                    gain_mod: float = 0.9, sessions: int = 1, unit_overlap: float = 0.5,
-                    normalise: str = "counts", test_fraction: float = 0.2, seed: int = 0):
+def centre_out_source(*, n_trials, targets, units, areas, window, m1_tuning, delay, drift, drift_tau, gain_period,
+                      gain_mod, sessions, unit_overlap, normalize, test_fraction, seed):
     """Simulated delayed centre-out task; one source per (session, area, window)."""
     windows = parse_windows(window)
-    chosen = [a for a in str(areas).split(";") if a]
+    chosen = [a for a in str(areas).split("+") if a]
     bad = [a for a in chosen if a not in AREAS]
     if bad or not chosen:
-        raise ValueError(f"centre_out: areas={areas!r}; the simulated areas are {';'.join(AREAS)}")
+        raise DataError(f"centre_out: areas={areas!r}; the simulated areas are {'+'.join(AREAS)}")
     recs = simulate_sessions(sessions, unit_overlap, units=units, m1_tuning=m1_tuning, seed=seed,
                              n_trials=n_trials, targets=targets, delay=delay, drift=drift,
                              drift_tau=drift_tau, gain_period=gain_period, gain_mod=gain_mod)
     feats = [trial_features(r, event="target_on_time", windows=windows, target="target_pos", group_by="location")
              for r in recs]
     return build_source_data(feats, windows, target="target_pos", bins=targets, centre=(0.0, 0.0), groups=chosen,
-                             norm=normalise, test_fraction=test_fraction, seed=seed,
+                             norm=normalize, test_fraction=test_fraction, seed=seed,
                              attrs={"simulation": "centre_out", "drift_deg": drift, "m1_tuning": m1_tuning})
 
 

@@ -13,10 +13,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from usable import Param
-
-SPLITS = ("test", "train", "all")
-
+from usable import DataError
 
 def _features(data, i: int, split: str) -> torch.Tensor:
     parts = [data.test.xs[i]] if split == "test" else [data.train.xs[i]] if split == "train" \
@@ -44,11 +41,11 @@ def pairwise_cosine(feats: list[torch.Tensor], centre: bool = False) -> np.ndarr
 def compute_cosine(ctx, split: str = "test", centre: bool = False) -> xr.Dataset:
     data = ctx.data
     if data.n_sources < 2:
-        raise ValueError(f"cosine needs at least 2 sources, got {data.n_sources} ({', '.join(data.names)})")
+        raise DataError(f"cosine needs at least 2 sources, got {data.n_sources} ({', '.join(data.names)})")
     feats = [_features(data, i, split) for i in range(data.n_sources)]
     widths = {nm: f.shape[1] for nm, f in zip(data.names, feats)}
     if len(set(widths.values())) > 1:
-        raise ValueError("cosine compares feature vectors unit by unit, so every source needs the same number "
+        raise DataError("cosine compares feature vectors unit by unit, so every source needs the same number "
                          f"of features; got {widths}. Use sources of equal width (e.g. equal crops).")
     mat = pairwise_cosine(feats, centre)
     iu = np.triu_indices(len(feats), k=1)
@@ -66,10 +63,3 @@ def compute_cosine(ctx, split: str = "test", centre: bool = False) -> xr.Dataset
                      "n_samples": int(feats[0].shape[0]), "target": data.target,
                      **{f"source_{k}": v for k, v in data.attrs.items() if isinstance(v, (int, float, str))}})
     return ds
-
-
-def register_all(register):
-    register("cosine", compute_cosine, params=[
-        Param("split", "test", str, "samples to compare: test, train or all", choices=SPLITS),
-        Param("centre", False, bool, "subtract each unit's mean first (a correlation)"),
-    ], help="mean cosine similarity between sources' feature vectors (target-agnostic baseline)")

@@ -5,10 +5,10 @@ along every grid dim, whole along the metric's own dims), plus per-cell bookkeep
 ``status`` (0 pending, 1 done, 2 failed), ``error`` (the failure message), ``written_time``
 (unix time the cell's data was committed) and ``task_seconds`` (the task's compute time).
 
-Crash safety, all of it from one coordinator process per sweep (a lock file enforces that):
+Crash safety, all of it from one coordinator process per sweep (the store's lock enforces that):
 * metadata is never consolidated (as for single runs), so nothing can go stale;
-* the template (and any regrown copy) is written in the staging folder and renamed into place,
-  so the group always appears whole;
+* the template (and any regrown copy) is written in the store's staging folder and renamed into
+  place (``usable.Results.staged`` / ``commit``), so the group always appears whole;
 * a cell's data is written into its own chunks first and its ``status`` chunk only afterwards.
   zarr's local store writes every chunk through a temporary file and a rename, so a kill leaves
   each chunk old or new, never torn, and a cell whose status is done has all of its data.
@@ -16,10 +16,8 @@ Crash safety, all of it from one coordinator process per sweep (a lock file enfo
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import secrets
 import shutil
 import time
 from typing import Any, Sequence
@@ -28,12 +26,15 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from .params import SpecError
-from .store import ZARR_FORMAT, _clean_attrs, ensure_store, quiet_zarr, staging_dir
-from .sweep_grid import BOOKKEEPING, STATUS_DONE, STATUS_FAILED, STATUS_PENDING, Axis
+from usable import ZARR_FORMAT, Results, SpecError, StoreError, clean_attrs, quiet_zarr
 
-STATUS_ATTRS = {"long_name": "cell status", "units": "1", "flag_values": [0, 1, 2],
-                "flag_meanings": "pending done failed"}
+from .grid import Axis
+
+STATUS_PENDING, STATUS_DONE, STATUS_FAILED = 0, 1, 2
+# Bookkeeping variables the sweep adds beside the metric's own (per cell, over the grid dims).
+BOOKKEEPING = ("status", "error", "written_time", "task_seconds")
+STATUS_ATTRS = {"long_name": "cell status", "units": "1", "flag_values": [STATUS_DONE, STATUS_FAILED, STATUS_PENDING],
+                "flag_meanings": "done failed pending"}
 
 
 class SweepConflict(SpecError):
@@ -48,7 +49,7 @@ def _fill(dtype: np.dtype):
     return np.nan
 
 
-def normalise_dtype(da: xr.DataArray) -> xr.DataArray:
+def normalize_dtype(da: xr.DataArray) -> xr.DataArray:
     """Every stored variable must be able to hold "not yet computed": ints and bools become
     float64 (NaN), strings become variable-length text ("")."""
     kind = da.dtype.kind
@@ -70,39 +71,34 @@ def coord_array(values: Sequence) -> np.ndarray:
 
 class SweepStore:
     def __init__(self, path: str | os.PathLike, sweep_id: str):
-        if sweep_id.startswith((".", "_")) or "/" in sweep_id:
+        self.results = Results(path, create=True)
+        self.path = self.results.path
+        if sweep_id.startswith((".", "_")) or "/" in sweep_id or not sweep_id.strip():
             raise SpecError(f"sweep name {sweep_id!r}: must not start with '.' or '_' or contain '/'")
-        self.path = ensure_store(path)
         self.sweep_id = sweep_id
         self.group = self.path / sweep_id
-        self.staging = staging_dir(self.path)
-        self.staging.mkdir(parents=True, exist_ok=True)
         self._zgroup = None
 
     # -------------------------------------------------------------------------------- locking
     @contextlib.contextmanager
     def lock(self):
-        """One coordinator per sweep. flock is released by the kernel if the process dies."""
-        fh = open(self.staging / f"{self.sweep_id}.lock", "w")
-        try:
+        """One coordinator per sweep (the store's flock on the sweep's name)."""
+        with contextlib.ExitStack() as stack:
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+                stack.enter_context(self.results.lock(f"sweep-{self.sweep_id}"))
+            except StoreError:
                 raise SweepConflict(f"another process is running sweep {self.sweep_id!r} in {self.path}; "
                                     "wait for it, or give this one another --name") from None
             self._recover()
             yield self
-        finally:
-            fh.close()
 
     def _recover(self) -> None:
         """Undo a regrow that was killed between its two renames (old moved out, new not in)."""
-        olds = sorted(self.staging.glob(f"{self.sweep_id}.old-*"), key=lambda p: p.stat().st_mtime)
+        staging = self.path / ".staging"
+        olds = sorted(staging.glob(f"{self.sweep_id}.*.old"), key=lambda p: p.stat().st_mtime) if staging.is_dir() else []
         if olds and not self.group.exists():
             os.rename(olds.pop(), self.group)
         for p in olds:
-            shutil.rmtree(p, ignore_errors=True)
-        for p in self.staging.glob(f"{self.sweep_id}.new-*"):
             shutil.rmtree(p, ignore_errors=True)
 
     # -------------------------------------------------------------------------------- reading
@@ -153,29 +149,19 @@ class SweepStore:
     # -------------------------------------------------------------------------------- writing
     def _stage_and_swap(self, ds: xr.Dataset, encoding: dict) -> None:
         """Write ``ds`` as the whole group: staged, then renamed in (the old one moved aside)."""
-        stage = self.staging / f"{self.sweep_id}.new-{secrets.token_hex(4)}"
         self._zgroup = None
-        try:
+        with self.results.staged(self.sweep_id) as stage:
             with quiet_zarr():
                 ds.to_zarr(str(stage), mode="w", zarr_format=ZARR_FORMAT, consolidated=False, encoding=encoding)
-            if self.group.exists():
-                old = self.staging / f"{self.sweep_id}.old-{secrets.token_hex(4)}"
-                os.rename(self.group, old)
-                os.rename(stage, self.group)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(stage, self.group)
-        except BaseException:
-            shutil.rmtree(stage, ignore_errors=True)
-            raise
+            self.results.commit(stage, self.sweep_id, replace=True)
 
     def create(self, axes: Sequence[Axis], cell: xr.Dataset | None, attrs: dict[str, Any]) -> None:
         """Write the template: every variable of ``cell`` (one cell, grid dims of length 1)
         over the whole grid, NaN-filled, and the bookkeeping variables all pending."""
         ds = template(axes, cell)
-        ds.attrs = _clean_attrs({**attrs, "run_id": self.sweep_id, "kind": "sweep"})
+        ds.attrs = clean_attrs({**attrs, "run_id": self.sweep_id, "kind": "sweep"})
         for v in ds.variables.values():
-            v.attrs = _clean_attrs(v.attrs)
+            v.attrs = clean_attrs(v.attrs)
         self._stage_and_swap(ds, encodings(ds, axes))
 
     def regrow(self, axes: Sequence[Axis], new_coords: dict[str, list]) -> None:
@@ -245,7 +231,7 @@ class SweepStore:
 
     def finish(self, attrs: dict[str, Any]) -> None:
         with quiet_zarr():
-            zarr.open_group(str(self.group), mode="r+").attrs.update(_clean_attrs(attrs))
+            zarr.open_group(str(self.group), mode="r+").attrs.update(clean_attrs(attrs))
 
 
 def _py(v):
@@ -286,4 +272,3 @@ def encodings(ds: xr.Dataset, axes: Sequence[Axis]) -> dict[str, dict]:
     return out
 
 
-__all__ = ["SweepStore", "SweepConflict", "normalise_dtype", "template", "BOOKKEEPING"]

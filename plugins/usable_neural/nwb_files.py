@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from usable import DataError
+
 from .assemble import build_source_data, session_name
 from .recording import Recording, trial_features
 from .targets import parse_centre
@@ -43,18 +45,18 @@ def read_recording(path: str | Path) -> Recording:
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"NWB file {str(path)!r} does not exist")
+        raise DataError(f"NWB file {str(path)!r} does not exist")
     with NWBHDF5IO(str(path), "r", load_namespaces=True) as io:
         nwb = io.read()
         if nwb.trials is None:
-            raise ValueError(f"{path.name}: the NWB file has no trials table (nwbfile.trials); "
+            raise DataError(f"{path.name}: the NWB file has no trials table (nwbfile.trials); "
                              "the nwb source needs one with an event-time column")
         if nwb.units is None:
-            raise ValueError(f"{path.name}: the NWB file has no units table (nwbfile.units) with spike times")
+            raise DataError(f"{path.name}: the NWB file has no units table (nwbfile.units) with spike times")
         trials = {c: _column_values(nwb.trials[c]) for c in nwb.trials.colnames}
         units = nwb.units
         if "spike_times" not in units.colnames:
-            raise ValueError(f"{path.name}: the units table has no spike_times column; columns: {', '.join(units.colnames)}")
+            raise DataError(f"{path.name}: the units table has no spike_times column; columns: {', '.join(units.colnames)}")
         # Ragged column: one flat array plus the end offset of each unit's spikes.
         flat = np.asarray(units.spike_times.data[:], dtype=np.float64)
         ends = np.asarray(units.spike_times_index.data[:], dtype=np.int64)
@@ -64,20 +66,18 @@ def read_recording(path: str | Path) -> Recording:
     return Recording(session_name(path), trials, spikes, unit_cols)
 
 
-def make_nwb(file: str, event: str = "target_on_time", window: str = "50:150", target: str = "target_pos",
-             bins: int = 8, centre: str = "0;0", condition: str = "", group_by: str = "", groups: str = "",
-             normalise: str = "counts", pairing: str = "shuffled", check_bounds: bool = True,
-             test_fraction: float = 0.2, seed: int = 0):
+def nwb_source(*, file, event, window, target, bins, centre, condition, group_by, groups, normalize, pairing,
+               check_bounds, test_fraction, seed):
     """Spike counts from NWB files; one source per (file, unit group, window)."""
-    files = [f.strip() for f in str(file).split(";") if f.strip()]
+    files = [f.strip() for f in str(file).split("+") if f.strip()]
     if not files:
-        raise ValueError("nwb: give file=PATH (several sessions: file=a.nwb;b.nwb)")
+        raise DataError("nwb: give file=PATH (several sessions: file=a.nwb+b.nwb)")
     windows = parse_windows(window)
     feats = [trial_features(read_recording(f), event=event, windows=windows, target=target,
                             condition=condition, group_by=group_by, check_bounds=check_bounds)
              for f in files]
     return build_source_data(feats, windows, target=target, bins=bins, centre=parse_centre(centre),
-                             groups=[g for g in groups.split(";") if g], norm=normalise,
+                             groups=[g for g in groups.split("+") if g], norm=normalize,
                              test_fraction=test_fraction, seed=seed, pairing=pairing,
-                             attrs={"files": ";".join(files), "event": event, "condition": condition or "none",
+                             attrs={"files": "+".join(files), "event": event, "condition": condition or "none",
                                     "group_by": group_by or "none"})

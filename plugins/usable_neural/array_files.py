@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from usable import SourceData, Split
-from usable.data import train_test_split_indices
+from usable import DataError, SourceData, Split, train_test_split_indices
 
 from .targets import class_labels, parse_centre
 
@@ -19,13 +18,13 @@ TARGET_KINDS = ("auto", "classes", "real")
 def _load(path: Path, group: str, sample_dim: str, names: list[str]) -> dict[str, np.ndarray]:
     """The named variables as numpy arrays with the sample axis first."""
     if not path.exists():
-        raise FileNotFoundError(f"arrays: {str(path)!r} does not exist")
+        raise DataError(f"arrays: {str(path)!r} does not exist")
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as z:
             have = list(z.files)
             missing = [n for n in names if n not in have]
             if missing:
-                raise ValueError(f"arrays: {path.name} has no array(s) {', '.join(missing)}; it holds: {', '.join(have)}")
+                raise DataError(f"arrays: {path.name} has no array(s) {', '.join(missing)}; it holds: {', '.join(have)}")
             return {n: np.asarray(z[n]) for n in names}
     import xarray as xr
 
@@ -39,35 +38,34 @@ def _load(path: Path, group: str, sample_dim: str, names: list[str]) -> dict[str
     have = sorted(list(ds.data_vars) + [c for c in ds.coords if c not in ds.dims])
     missing = [n for n in names if n not in ds.variables]
     if missing:
-        raise ValueError(f"arrays: {path.name} has no variable(s) {', '.join(missing)}; it holds: {', '.join(have)}")
+        raise DataError(f"arrays: {path.name} has no variable(s) {', '.join(missing)}; it holds: {', '.join(have)}")
     out = {}
     for n in names:
         da = ds[n]
         if sample_dim:
             if sample_dim not in da.dims:
-                raise ValueError(f"arrays: variable {n!r} has dims {da.dims}, not sample_dim={sample_dim!r}")
+                raise DataError(f"arrays: variable {n!r} has dims {da.dims}, not sample_dim={sample_dim!r}")
             da = da.transpose(sample_dim, ...)
         out[n] = np.asarray(da.values)
     return out
 
 
-def make_arrays(file: str, sources: str, target: str, target_kind: str = "auto", bins: int = 0,
-                centre: str = "0;0", test: str = "", sample_dim: str = "", group: str = "",
-                test_fraction: float = 0.2, seed: int = 0) -> SourceData:
+def arrays_source(*, file, sources, target, target_kind, bins, centre, test, sample_dim, group, test_fraction,
+                  seed) -> SourceData:
     """Sources and target from named arrays; ``test`` names an optional boolean is-test array."""
-    src = [s for s in str(sources).split(";") if s]
+    src = [s for s in str(sources).split("+") if s]
     if not src:
-        raise ValueError("arrays: give sources=NAME;NAME (the arrays used as sources)")
+        raise DataError("arrays: give sources=NAME+NAME (the arrays used as sources)")
     names = src + [target] + ([test] if test else [])
     arr = _load(Path(file), group, sample_dim, names)
     y_raw = arr[target]
     n = y_raw.shape[0]
     for s in src:
         if arr[s].shape[0] != n:
-            raise ValueError(f"arrays: source {s!r} has {arr[s].shape[0]} samples but target {target!r} has {n}; "
+            raise DataError(f"arrays: source {s!r} has {arr[s].shape[0]} samples but target {target!r} has {n}; "
                              "the first axis (or sample_dim) must index the same samples")
     if target_kind not in TARGET_KINDS:
-        raise ValueError(f"target_kind={target_kind!r}; choose one of {', '.join(TARGET_KINDS)}")
+        raise DataError(f"target_kind={target_kind!r}; choose one of {', '.join(TARGET_KINDS)}")
     kind = target_kind
     if kind == "auto":
         kind = "real" if (y_raw.dtype.kind == "f" and not bins and y_raw.ndim == 1) else "classes"
@@ -80,7 +78,7 @@ def make_arrays(file: str, sources: str, target: str, target_kind: str = "auto",
         y_all = full
     else:
         if y_raw.ndim != 1:
-            raise ValueError(f"arrays: a real target must be one number per sample, {target!r} has shape {y_raw.shape}")
+            raise DataError(f"arrays: a real target must be one number per sample, {target!r} has shape {y_raw.shape}")
         y_all = y_raw.astype(np.float32)
         keep = ~np.isnan(y_all)
     if test:
