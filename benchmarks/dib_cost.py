@@ -23,15 +23,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from usable import SourceData, Split
-from usable.fit import FitConfig, evaluate, fit
-from usable.registry import create_decoder, create_source
-
+from usable import FitConfig, Objective, SourceData, Split, create, evaluate, fit
 from usable_dib.estimator import SPLITS, SuffixDecoder, decoder_config
 from usable_dib.features import as_network
-from usable_dib.layers import NetworkDecoder, balanced_subset
 from usable_dib.metrics import measure_network
+from usable_dib.network import NetworkDecoder
 from usable_dib.relabel import relabel
+from usable_dib.subset import balanced_subset
 
 
 class FrozenThenSuffix(nn.Module):
@@ -66,7 +64,7 @@ def thesis_way(net, data, layers, cfg, C):
             for l in layers:  # one separate fit per layer, raw input every step
                 d = SourceData(Split([split.xs[0]], y), Split([split.xs[0]], y), ["x"], "classes", C)
                 res = fit(d, ThesisDecoder(net, l), betas=[0.0], seeds=[0], config=cfg)
-                evaluate(res.models, [split.xs[0]], y, target="classes", n_classes=C, n_members=1)
+                evaluate(res.models, [split.xs[0]], y, Objective("classes", C, y.shape[1] if y.ndim == 2 else None, 1), 1)
 
 
 def engine_way(net, data, layers, cfg):
@@ -83,11 +81,11 @@ def main():
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "dib_cost.json"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    data = create_source(a.source)
+    data = create("sources", a.source)
     data, _ = balanced_subset(data, len(data.test), 0)  # the thesis's training subset
     C = int(data.n_classes)
     # a main network after one epoch of the thesis protocol (the measurement cost does not depend on it)
-    res = fit(data, NetworkDecoder(create_decoder(a.decoder)), seeds=[0],
+    res = fit(data, NetworkDecoder(create("decoders", a.decoder)), seeds=[0],
               config=FitConfig(epochs=1, optimizer="adamw", lr=2e-3, lr_decay=1.0, weight_decay=0.01,
                                batch_size=128, progress=False, eval_every=0))
     net = as_network(res.models[0])

@@ -94,7 +94,7 @@ def case_cnn(n: int, mode: str) -> dict:
     import usable
     from usable_nc import measure_layers
     torch.manual_seed(0)
-    net = usable.create_decoder("cnn_minus").build((3, 32, 32), C)
+    net = usable.create("decoders", "cnn_minus").build((3, 32, 32), C)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(n, 3, 32, 32, generator=g)
     y = torch.randint(0, C, (n,), generator=g)

@@ -33,13 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from usable.fit import FitConfig, fit
-from usable.data import with_classes
-from usable.info import null_logp
-from usable_divergences import make_l1
-from usable_mlp import make_mlp
-from usable_pid import make_pid
-from usable_schedules import make_exp
+from usable import FitConfig, create, fit, null_logp, with_classes
 
 TASKS = ["unq", "and", "rdnxor", "imperfectrdn"]
 BETAS = [0.0, 5.0, 15.0]
@@ -50,13 +44,13 @@ OUT = Path(__file__).resolve().parent / "results" / "rine_ensemble.json"
 def run_fit(data, betas, seeds, epochs, threads):
     cfg = FitConfig(epochs=epochs, batch_size=128, optimizer="sgd", lr=0.01, lr_decay=0.97, momentum=0.9,
                     weight_decay=0.005, threads=threads, progress=False, device="cpu")
-    return fit(data, make_mlp([25, 15, 10]), divergence=make_l1("mean"), schedule=make_exp(0.97),
-               betas=betas, seeds=seeds, config=cfg)
+    return fit(data, create("decoders", "mlp:hidden=25+15+10"), divergence=create("divergences", "l1:reduction=mean"),
+               schedule=create("schedules", "exp:gamma=0.97"), betas=betas, seeds=seeds, config=cfg)
 
 
-def redundancy(res, h_null):
-    """(seed, beta) I∩ = H(Y|∅) − mean over sources of the held-out cross-entropy."""
-    return h_null - res.by_seed_beta(res.test_ce).mean(axis=-1)
+def mean_ce(res):
+    """(dataset, seed, beta) mean over sources of the held-out cross-entropy, in bits."""
+    return res.to_dataset().cross_entropy.mean("source").values
 
 
 def timed(fn):
@@ -72,7 +66,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     # The shipped config's data (each source one scalar symbol, the reference code's encoding),
     # every task's decoder over 4 classes: all 60 cells then share one shape and train as one model.
-    datas = {t: with_classes(make_pid(task=t, n=10000, test_fraction=0.2, seed=0, encoding="index"), 4)
+    datas = {t: with_classes(create("sources", f"pid:task={t},n=10000,test_fraction=0.2,seed=0,encoding=index"), 4)
              for t in TASKS}
     h_null = {t: float(-null_logp(d, "test")[0].double().mean()) for t, d in datas.items()}
     all_data = [datas[t] for t in TASKS]
@@ -91,7 +85,7 @@ def main(argv=None):
     # (b) vectorised: the whole sweep, 4 tasks × 5 seeds × 3 β = 60 members, as one fit
     torch.set_num_threads(threads["vectorised"])
     res, t_vec, c_vec = timed(lambda: run_fit(all_data, BETAS, SEEDS, args.epochs, threads["vectorised"]))
-    per_task = res.by_seed_beta(res.test_ce).mean(axis=-1)  # (task, seed, beta)
+    per_task = mean_ce(res)  # (task, seed, beta)
     for g, task in enumerate(TASKS):
         vec[task] = h_null[task] - per_task[g]
     print(f"vectorised (1 fit, 60 members) {t_vec:7.1f} s wall {c_vec:7.1f} s cpu", flush=True)
@@ -101,7 +95,7 @@ def main(argv=None):
         for i, s in enumerate(SEEDS):
             for j, b in enumerate(BETAS):
                 res, w, c = timed(lambda: run_fit(datas[task], [b], [s], args.epochs, threads["sequential"]))
-                cells[i, j] = redundancy(res, h_null[task])[0, 0]
+                cells[i, j] = h_null[task] - mean_ce(res)[0, 0, 0]
                 t_seq, c_seq = t_seq + w, c_seq + c
         seq[task] = cells
         print(f"sequential {task:<13} done; {t_seq:7.1f} s wall so far", flush=True)

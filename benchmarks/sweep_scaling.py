@@ -28,18 +28,17 @@ OUT = HERE / "results" / "sweep_scaling.json"
 
 
 def run(executor: str, workers: int, draws: int, epochs: int, n: int) -> dict:
-    from usable.fit import FitConfig
-    from usable.sweep import run_sweep
-    from usable.sweep_grid import Base, build_axes
+    from usable import RunSpec
+    from usable_sweep.coordinator import run_sweep
+    from usable_sweep.grid import build_axes
 
-    base = Base(metric="rine", sources=(f"pid:task=rdnxor,n={n}",), decoder="linear",
-                divergence="l1:reduction=mean", schedule="exp", betas=(5.0,), seeds=(0,),
-                fit=FitConfig(epochs=epochs, optimizer="adam", lr=0.05, progress=False, threads=1))
+    base = RunSpec.create("rine", [f"pid:task=rdnxor,n={n}"], decoder="linear", divergence="l1:reduction=mean",
+                          betas=[5.0], epochs=epochs, optimizer="adam", lr=0.05, progress=False, threads=1)
     axes = build_axes({"source.seed": f"0-{draws - 1}", "seed": "0-1"}, base)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         rep = run_sweep(str(Path(tmp) / "bench.zarr"), base, axes, name="bench", executor=executor,
-                        workers=workers, progress=False, echo=lambda *_: None)
+                        workers=workers, show_progress=False, echo=lambda *_: None)
         wall = time.perf_counter() - t0
     assert rep.done == rep.cells and not rep.failed, rep
     compute = rep.compute_seconds

@@ -84,7 +84,7 @@ def test_vectorised_pairs_equal_separate_fits():
 
 def test_plot_writes_heatmap(matrix_ds, tmp_path, store):
     from usable import open_results, write_run
-    from usable.plotting import plot_run
+    from usable_results.plots import plot_run
     run_id = write_run(store, matrix_ds)
     out = plot_run(open_results(store)[run_id], str(tmp_path / "m.png"))
     import matplotlib.image as mpimg

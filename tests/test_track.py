@@ -108,7 +108,7 @@ def test_equi_separation_is_pearson_of_log_nc1(tracked):
 
 def test_plots_render_png(tracked):
     tmp, ckpt, first, ds, ctx = tracked
-    from usable.plotting import plot_run
+    from usable_results.plots import plot_run
     store = tmp / "res.zarr"
     rid = write_run(store, ds)
     written = plot_run(open_results(store)[rid], str(tmp / "t.png"))

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from usable import get_entry, open_results
 from usable.cli import make_cli
-from usable.plotting import plot_generic
+from usable_results.plots import plot_generic
 from usable_vision.fixtures import write_cifar10
 
 try:

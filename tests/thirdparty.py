@@ -6,16 +6,19 @@ import textwrap
 from pathlib import Path
 
 PLUGIN_CODE = '''
-"""A third-party usable plugin: one source, one decoder, one divergence, one command."""
+"""A third-party usable plugin: one source, decoder, divergence, schedule, metric and command."""
+from typing import Annotated
+
 import click
 import torch
 from torch import nn
 
 import usable
-from usable import Param, SourceData, Split
+from usable import SourceData, Split
 
 
-def make_copy_bits(n: int = 2000, flip: float = 0.0, seed: int = 0):
+def make_copy_bits(n: int = 2000, flip: Annotated[float, "probability that X2's copy is flipped"] = 0.0,
+                   seed: int = 0):
     """Two sources that both copy a uniform bit; X2's copy is flipped with probability ``flip``."""
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(0, 2, (n,), generator=g)
@@ -33,8 +36,7 @@ class Logistic:
 
 @usable.hookimpl
 def register_sources(register):
-    register("copy_bits", make_copy_bits, params=[Param("n", 2000, int), Param("flip", 0.0, float),
-                                                   Param("seed", 0, int)])
+    register("copy_bits", make_copy_bits)
 
 
 @usable.hookimpl
@@ -58,7 +60,7 @@ def register_metrics(register):
         import xarray as xr
         return xr.Dataset({"n_sources": xr.Variable((), ctx.data.n_sources * scale,
                                                       {"units": "1", "long_name": "number of sources"})})
-    register("count_sources", compute, params=[Param("scale", 1.0, float)])
+    register("count_sources", compute)
 
 
 @usable.hookimpl

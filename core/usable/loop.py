@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -210,7 +210,6 @@ class LoopState:
     targets: torch.Tensor | None = None
     loss: torch.Tensor | None = None
     epoch_loss: np.ndarray | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def train_epoch(state: LoopState, data: TrainData, opt: Optimiser, beta: torch.Tensor, factor: Callable,

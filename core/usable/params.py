@@ -13,7 +13,7 @@ import difflib
 import inspect
 import re
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from .errors import SpecError
@@ -132,7 +132,7 @@ class Param:
         return text + (f": {self.help}" if self.help else "")
 
 
-def _param_from_annotation(name: str, annotation: Any, default: Any) -> Param:
+def param_from_annotation(name: str, annotation: Any, default: Any) -> Param:
     help_text, parser, choices, optional = "", None, None, False
     if typing.get_origin(annotation) is typing.Annotated:
         annotation, *meta = typing.get_args(annotation)
@@ -167,7 +167,7 @@ def params_of(factory: Callable, skip: Sequence[str] = ("ctx",)) -> list[Param]:
             continue
         annotation = p.annotation if p.annotation is not p.empty else type(p.default) \
             if p.default not in (p.empty, None) else str
-        out.append(_param_from_annotation(p.name, annotation, p.default))
+        out.append(param_from_annotation(p.name, annotation, p.default))
     return out
 
 
@@ -188,37 +188,3 @@ def resolve_params(owner: str, params: Sequence[Param], given: dict[str, Any]) -
                 raise SpecError(f"{owner}: parameter {p.name!r} is required. {p.describe()}")
             out[p.name] = p.default
     return out
-
-
-@dataclass
-class Entry:
-    """A registered plugin object: its factory, declared parameters and the plugin that provided it."""
-
-    kind: str
-    name: str
-    factory: Callable[..., Any]
-    params: list[Param] = field(default_factory=list)
-    help: str = ""
-    plugin: str = "?"
-    distribution: str = "?"
-    version: str = "?"
-    requires: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def resolve(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Validated parameter values from spec text (``_`` = the positional first value)."""
-        given = dict(given or {})
-        if "_" in given:  # `timm:resnet18`: a positional first value, if the plugin declares one
-            positional = self.extra.get("positional")
-            if not positional:
-                raise SpecError(f"{self.kind} {self.name!r} takes no positional value (got {given['_']!r}); "
-                                f"write {self.name}:key=value.")
-            given[positional] = given.pop("_")
-        return resolve_params(f"{self.kind} {self.name!r}", self.params, given)
-
-    def create(self, given: dict[str, Any] | None = None, **kwargs):
-        from .registry import check_requirements
-        check_requirements(self)
-        values = self.resolve(given)
-        values.update(kwargs)
-        return self.factory(**values)

@@ -20,13 +20,46 @@ from typing import Any, Callable, Iterable
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, UnknownName
-from .params import Entry, Param, params_of
+from .errors import PluginError, SpecError, UnknownName
+from .params import Param, params_of, resolve_params
 from .spec import Spec, parse_spec
 
 KINDS = ("sources", "decoders", "divergences", "schedules", "metrics")
 SINGULAR = {"sources": "source", "decoders": "decoder", "divergences": "divergence",
             "schedules": "schedule", "metrics": "metric"}
+
+
+@dataclass
+class Entry:
+    """A registered plugin object: its factory, declared parameters and the plugin that provided it."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    params: list[Param] = field(default_factory=list)
+    help: str = ""
+    plugin: str = "?"
+    distribution: str = "?"
+    version: str = "?"
+    requires: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def resolve(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Validated parameter values from spec text (``_`` = the positional first value)."""
+        given = dict(given or {})
+        if "_" in given:  # `timm:resnet18`: a positional first value, if the plugin declares one
+            positional = self.extra.get("positional")
+            if not positional:
+                raise SpecError(f"{self.kind} {self.name!r} takes no positional value (got {given['_']!r}); "
+                                f"write {self.name}:key=value.")
+            given[positional] = given.pop("_")
+        return resolve_params(f"{self.kind} {self.name!r}", self.params, given)
+
+    def create(self, given: dict[str, Any] | None = None, **kwargs):
+        check_requirements(self)
+        values = self.resolve(given)
+        values.update(kwargs)
+        return self.factory(**values)
 
 
 @dataclass
@@ -124,14 +157,13 @@ class PluginManager:
                     info.error = f"register_{kind} failed: {type(exc).__name__}: {exc}"
 
     def _register_fn(self, kind: str, info: LoadedPlugin) -> Callable[..., None]:
-        def register(name: str, factory: Callable[..., Any], params: Iterable[Param] | None = None,
-                     help: str | None = None, requires: Iterable[str] = (), **extra: Any) -> None:
+        def register(name: str, factory: Callable[..., Any], help: str | None = None, requires: Iterable[str] = (),
+                     **extra: Any) -> None:
             if not isinstance(name, str) or not name or ":" in name or "," in name:
                 raise PluginError(f"plugin {info.name!r} registered a {SINGULAR[kind]} with an invalid name {name!r}")
             doc = help if help is not None else " ".join((factory.__doc__ or "").strip().split("\n\n")[0].split())
-            declared = list(params) if params is not None else params_of(factory)
             info.requires.update(requires)
-            self.registries[kind].add(Entry(SINGULAR[kind], name, factory, declared, doc, info.name,
+            self.registries[kind].add(Entry(SINGULAR[kind], name, factory, params_of(factory), doc, info.name,
                                             info.distribution, info.version, tuple(requires), extra))
         return register
 

@@ -6,7 +6,7 @@ so metrics select with ``.sel(beta=15)`` instead of computing member indices.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -54,7 +54,6 @@ class FitResult:
     log_sigma: torch.Tensor | None = None
     epochs_run: int = 0
     dataset_names: Sequence[Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def seeds(self) -> list[int]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from .errors import SpecError
-from .params import Param, _param_from_annotation, int_range
+from .params import Param, int_range, param_from_annotation
 from .spec import Spec, parse_spec
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -62,7 +62,7 @@ class FitConfig:
     @classmethod
     def param(cls, name: str) -> Param:
         f = next(f for f in fields(cls) if f.name == name)
-        return _param_from_annotation(name, cls.__annotations__[name], f.default)
+        return param_from_annotation(name, cls.__annotations__[name], f.default)
 
     @classmethod
     def result_fields(cls) -> list[str]:

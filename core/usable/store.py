@@ -138,15 +138,33 @@ class Results:
             raise StoreError(f"{self.path} holds no {metric + ' ' if metric else ''}runs")
         return max(runs)[1]
 
-    def table(self):
+    def to_dataframe(self, values: bool = True, runs: list[str] | None = None):
+        """One row per run: its settings flattened into columns (metric, sources, decoder, ...,
+        betas, seeds, every training setting) and, with ``values``, each headline variable's mean
+        over seeds and its sd (one column per remaining coordinate, ``var[beta=15]`` and
+        ``var[beta=15] sd``, for up to 8 coordinates)."""
         import pandas as pd
         rows = []
-        for r in self.runs:
+        for r in self.runs if runs is None else runs:
             a = self.attrs(r)
-            rows.append({"run": r, "metric": a.get("metric", "?"), "sources": " ".join(a.get("sources", []) or []),
-                         "decoder": a.get("decoder", ""), "divergence": a.get("divergence", ""),
-                         "kind": a.get("kind", "run"), "end_time": a.get("end_time", "")})
-        return pd.DataFrame(rows, columns=["run", "metric", "sources", "decoder", "divergence", "kind", "end_time"])
+            row = {"store": str(self.path), "run": r, "kind": a.get("kind", "run"), "metric": a.get("metric", "?"),
+                   "sources": " ".join(a.get("sources", []) or []), **{k: a.get(k, "") for k in
+                   ("decoder", "divergence", "schedule", "betas", "seeds")}}
+            try:
+                row.update(json.loads(a.get("fit", "{}")))
+            except ValueError:
+                pass
+            row["end_time"] = a.get("end_time", "")
+            if values:
+                row.update(_headline_values(self[r]))
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def table(self):
+        """The runs with their metric and specs (``to_dataframe`` without the values)."""
+        cols = ["run", "metric", "sources", "decoder", "divergence", "kind", "end_time"]
+        df = self.to_dataframe(values=False)
+        return df[cols] if not df.empty else df.reindex(columns=cols)
 
     # ------------------------------------------------------------------------ crash-safe writes
     @contextlib.contextmanager
@@ -233,6 +251,22 @@ class Results:
 
     def __repr__(self) -> str:
         return f"Results({str(self.path)!r}, runs={self.runs})"
+
+
+def _headline_values(ds) -> dict[str, float]:
+    """Each headline variable's mean over seeds (and its sd) as ``{"var[dim=x]": mean, "var[dim=x] sd": sd}``."""
+    from .table import summarise
+    df = summarise(ds)
+    coords = [c for c in df.columns if c not in ("variable", "mean", "sd", "units") and not c.startswith("n_")]
+    out: dict[str, float] = {}
+    for v, rows in df.groupby("variable", sort=False):
+        for _, row in rows.head(8).iterrows():
+            key = ",".join(f"{c}={row[c]}" for c in coords if str(row[c]) != "nan")
+            name = f"{v}[{key}]" if key else v
+            out[name] = float(row["mean"])
+            if row["sd"] == row["sd"]:  # not NaN: several seeds
+                out[f"{name} sd"] = float(row["sd"])
+    return out
 
 
 def new_run_id(prefix: str) -> str:

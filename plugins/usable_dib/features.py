@@ -21,7 +21,7 @@ BN_MODES = ("batch", "running")
 
 
 def set_bn_mode(module: nn.Module, mode: str) -> nn.Module:
-    """``batch``: batch norm always normalises with the statistics of the current batch and keeps
+    """``batch``: batch norm always normalizes with the statistics of the current batch and keeps
     no running statistics (the thesis: train and evaluation behave the same; features are then
     computed in large fixed batches). ``running``: PyTorch's default (running statistics in eval)."""
     if mode not in BN_MODES:
@@ -66,7 +66,7 @@ def layer_features(net: Network, x: torch.Tensor, layers: Sequence[int], *, batc
 
     The network runs in eval mode with fixed weights (so batch norm in ``running`` mode uses its
     running statistics and nothing is updated); in ``batch`` mode each chunk of ``batch_size``
-    samples is normalised by its own statistics, as during training.
+    samples is normalized by its own statistics, as during training.
     """
     layers = sorted(set(int(l) for l in layers))
     L = len(net.layer_names)

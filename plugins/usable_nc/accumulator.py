@@ -356,7 +356,7 @@ class NCAccumulator:
             cd = ((vp[:, None] + vp[None, :]) / (2 * dist2))[iu[0], iu[1]].cpu().numpy()
             out["cdnv_mean"] = float(np.mean(cd))
             out["cdnv_max"] = float(np.max(cd))
-            # NC2: equinorm, equiangularity, distance of the normalised Gram of A to the simplex ETF
+            # NC2: equinorm, equiangularity, distance of the normalized Gram of A to the simplex ETF
             norms = A.norm(dim=1)
             out["nc2_equinorm_cv"] = float(norms.std(unbiased=False) / norms.mean())
             cos = ((A @ A.T) / (norms[:, None] * norms[None, :]))[iu[0], iu[1]].cpu().numpy()

@@ -40,7 +40,7 @@ def _view_options(
         a: Annotated[str, "view=channels: first source's channel (red|green|blue or index)"] = "red",
         b: Annotated[str, "view=channels: second source's channel"] = "blue",
         cutoff: Annotated[int, "view=frequency: low-pass keeps the central k×k of the shifted spectrum"] = 0):
-    """The options every image source shares (subset → normalise → view, in that order)."""
+    """The options every image source shares (subset → normalize → view, in that order)."""
 
 
 def image_source(factory):

@@ -1,7 +1,7 @@
-"""Image sources: a dataset, an optional balanced training subset, normalisation, then views.
+"""Image sources: a dataset, an optional balanced training subset, normalization, then views.
 
-The order matters and is fixed: subset → normalise (statistics of the training subset) → views
-(the crop fill value is the per-channel training mean, i.e. 0 after normalisation).
+The order matters and is fixed: subset → normalize (statistics of the training subset) → views
+(the crop fill value is the per-channel training mean, i.e. 0 after normalization).
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def to_source_data(img: Images, *, normalize: bool = True, subset=0, subset_seed
 
 
 def image_source_data(dataset: str, load: dict, view: dict) -> SourceData:
-    """Load an image dataset, then subset, normalise and cut it into its views."""
+    """Load an image dataset, then subset, normalize and cut it into its views."""
     loader = {"digits": datasets.load_digits, "cifar10": datasets.load_cifar10,
               "fashion_mnist": datasets.load_fashion_mnist}[dataset]
     return to_source_data(loader(**load), normalize=view["normalize"], subset=view["balanced_subset"],

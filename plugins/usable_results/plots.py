@@ -8,8 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from .registry import get_entry  # noqa: E402
-from .table import headline_vars  # noqa: E402
+from usable import get_entry, headline_vars  # noqa: E402
 
 
 def plot_run(ds: xr.Dataset, out: str, kind: str | None = None):

@@ -1,0 +1,154 @@
+"""``usable results``: query stored results across stores, show, export and plot them.
+
+A plugin like any third-party one (``register_commands``); it reads stores through
+``usable.open_results``. Plots are drawn by the metric's own ``plot`` where it registered one,
+else by the generic plot here (xarray's labelled plotting, categorical axes, a caption line).
+"""
+import json
+from pathlib import Path
+
+import click
+
+from usable import UserError, hookimpl
+
+
+def _parse_sel(sel):
+    out = {}
+    for item in sel:
+        if "=" not in item:
+            raise UserError(f"--sel {item!r}: write dim=value")
+        k, v = item.split("=", 1)
+        for conv in (int, float):
+            try:
+                v = conv(v)
+                break
+            except ValueError:
+                continue
+        out[k] = v
+    return out
+
+
+def _select(ds, sel):
+    sel = _parse_sel(sel)
+    missing = [k for k in sel if k not in ds.dims and k not in ds.coords]
+    if missing:
+        raise UserError(f"--sel: no dimension {missing}; this run has dims {list(ds.sizes)}")
+    try:
+        return ds.sel(sel)
+    except KeyError as exc:
+        raise UserError(f"--sel {sel}: value not found ({exc}); coordinates: "
+                        + "; ".join(f"{k}={ds[k].values.tolist()}" for k in sel)) from None
+
+
+def _open(path, run):
+    from usable import open_results
+    res = open_results(path)
+    run = run or res.latest_run()
+    return res, run, res[run]
+
+
+def _status_line(ds) -> str:
+    """How complete a run with a per-cell ``status`` flag variable (CF flag_values/flag_meanings,
+    as sweeps write it) is, in the shown selection: ``over a, b: 6 cells: 6 done, 0 failed``."""
+    import numpy as np
+    st, attrs = np.asarray(ds["status"].values), ds["status"].attrs
+    counts = ", ".join(f"{int((st == v).sum())} {m}" for v, m in zip(attrs["flag_values"], attrs["flag_meanings"].split()))
+    return f"{ds.attrs.get('kind', 'run')} over {', '.join(ds['status'].dims) or '(selected cell)'}: {st.size} cells: {counts}"
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.group("results")
+    def group():
+        """Query stored results: ls, show, export, plot."""
+
+    @group.command("ls")
+    @click.argument("paths", nargs=-1, required=True)
+    @click.option("--where", "-w", multiple=True, help="filter: metric=rine, beta>=5, lr<0.1, decoder!=mlp (repeatable)")
+    @click.option("--values/--no-values", default=True, help="headline values (mean and sd over seeds) as columns")
+    @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+    def results_ls(paths, where, values, as_json):
+        """List the runs of one or more stores: settings and headline values, one row per run."""
+        import pandas as pd
+
+        from .query import compact, select_runs
+        df = select_runs(paths, where, values)
+        if as_json:
+            click.echo(df.to_json(orient="records", indent=2))
+        elif df.empty:
+            click.echo("no runs" + (" match" if where else ""))
+        else:
+            shown, same, more = compact(df)
+            click.echo(shown.to_string(index=False, na_rep="", float_format=lambda x: f"{x:.4f}"))
+            if same:
+                click.echo("same for every run: " + ", ".join(f"{k}={v}" for k, v in same.items()))
+            if more:
+                click.echo(f"({more} more value columns: --json, or `usable results show STORE RUN`)")
+
+    @group.command("show")
+    @click.argument("path")
+    @click.argument("run", required=False)
+    @click.option("--sel", multiple=True, help="dim=value selection (repeatable)")
+    @click.option("--mean", "mean_dim", default="seed", show_default=True, help="dimension to average over")
+    @click.option("--attrs/--no-attrs", default=False, help="also print the run's provenance attrs")
+    def results_show(path, run, sel, mean_dim, attrs):
+        """Show a run (default: the latest) as a table: mean (sd) over seeds."""
+        _, run, ds = _open(path, run)
+        ds = _select(ds, sel)
+        click.echo(f"run {run}: {ds.attrs.get('metric', '?')}  sources: {' '.join(ds.attrs.get('sources', []) or [])}")
+        if "status" in ds.data_vars and "flag_meanings" in ds["status"].attrs:
+            click.echo(_status_line(ds))
+        from usable import format_table, summarise
+        click.echo(format_table(summarise(ds, over=mean_dim)))
+        if attrs:
+            for k, v in sorted(ds.attrs.items()):
+                click.echo(f"  {k}: {v}")
+
+    @group.command("export")
+    @click.argument("path")
+    @click.argument("run")
+    @click.argument("out")
+    @click.option("--sel", multiple=True, help="dim=value selection (repeatable)")
+    def results_export(path, run, out, sel):
+        """Export a run to OUT: .csv (long table of the headline variables) or .nc (netCDF, everything)."""
+        if not out.endswith((".csv", ".nc")):
+            raise UserError(f"OUT {out!r} must end in .csv or .nc")
+        folder = Path(out).expanduser().absolute().parent
+        if not folder.is_dir():
+            raise UserError(f"cannot write {out}: the folder {folder} does not exist")
+        import pandas as pd
+        _, run, ds = _open(path, run)
+        ds = _select(ds, sel).load()
+        if out.endswith(".nc"):
+            from usable import storable
+            ds = storable(ds)
+            ds.attrs = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in ds.attrs.items()}
+            ds.to_netcdf(out)
+        else:
+            from usable import headline_vars
+            frames = [ds[v].to_dataframe(name="value").reset_index().assign(variable=v) for v in headline_vars(ds)]
+            pd.concat(frames, ignore_index=True).to_csv(out, index=False)
+        click.echo(f"wrote {out}")
+
+    @group.command("plot")
+    @click.argument("path")
+    @click.argument("run", required=False)
+    @click.option("--out", "-o", help="PNG file [STORE-RUN.png beside the store]")
+    @click.option("--kind", "plot_kind", help="which plot, where the metric offers several")
+    @click.option("--sel", multiple=True, help="dim=value selection (repeatable)")
+    def results_plot(path, run, out, plot_kind, sel):
+        """Plot a run (the metric's own plot where it has one) to a PNG."""
+        from .plots import plot_generic, plot_run
+        _, run, ds = _open(path, run)
+        ds = _select(ds, sel)
+        out = out or str(Path(path).with_suffix("")) + f"-{run}.png"
+        try:
+            written = plot_run(ds, out, kind=plot_kind)
+        except Exception as exc:
+            if "status" not in ds:
+                raise
+            # a metric's own plot may not expect the grid dims of a sweep: fall back to the generic one
+            click.echo(f"the metric's plot failed on this sweep ({exc}); using the generic plot", err=True)
+            written = plot_generic(ds, out)
+        for w in written if isinstance(written, list) else [written]:
+            click.echo(f"wrote {w}")
