@@ -28,11 +28,17 @@ _EXPORTS = {
     "progressbar": ["progress", "VERBOSITY"],
     "cli": ["fit_options", "spec_options", "run_spec"],
 }
+# Public names a plugin provides, reached through the registry (never imported by the core), so
+# USABLE_LOAD_PLUGINS governs them like every other plugin entry.
+_FROM_PLUGINS = {"Tracker": "tracker", "list_layers": "tracker"}
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = ["__version__", *sorted(_WHERE)]
+__all__ = ["__version__", *sorted(_WHERE), *sorted(_FROM_PLUGINS)]
 
 
 def __getattr__(name: str):
+    if name in _FROM_PLUGINS:
+        from .registry import plugin
+        return getattr(plugin(_FROM_PLUGINS[name]), name)
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'usable' has no attribute {name!r}")

@@ -65,9 +65,11 @@ def combine_divergence(div_fn: Callable, preds: Sequence[torch.Tensor], form: st
 
 @dataclass
 class Objective:
-    """Cross-entropy of each decoder plus β·D between their predictions; owns the learned σ of
-    Gaussian decoders. ``head_reduction``: several target heads are averaged (``mean``) or summed
-    (``sum``: each head's loss counts in full, as when heads are independent problems)."""
+    """What every V-information fit minimises: each decoder's cross-entropy plus β·D between
+    their predictions; owns the learned σ of Gaussian decoders. ``head_reduction``: several target
+    heads are averaged (``mean``) or summed (``sum``: each head counts in full, as independent
+    problems do). Another objective (a critic's bound, say) implements the same four methods:
+    ``setup``, ``parameters``, ``step`` (training) and ``held_out`` (evaluation in bits)."""
 
     target: str
     n_classes: int
@@ -81,6 +83,13 @@ class Objective:
     def __post_init__(self):
         if self.head_reduction not in HEAD_REDUCTIONS:
             raise SpecError(f"head_reduction {self.head_reduction!r}; choose one of {', '.join(HEAD_REDUCTIONS)}")
+
+    def setup(self, n_members: int, device: torch.device) -> None:
+        if self.target == "real" and self.log_sigma is None:
+            self.log_sigma = nn.Parameter(torch.zeros(n_members, self.n_sources, device=device))
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.log_sigma] if self.log_sigma is not None else []
 
     def log_likelihood(self, out: torch.Tensor, y: torch.Tensor, i: int, want_pred: bool, train: bool = True):
         """log f(y|x) in nats per sample (out (E, B, n_out), y (E, B[, H]) -> (E, B[, H])) and, if
@@ -113,6 +122,15 @@ class Objective:
             div = self.reduce(combine_divergence(self.divergence, preds, self.form), E)
             loss = loss + beta * div
         return loss, div, ce
+
+    def held_out(self, outs: list[torch.Tensor], y: torch.Tensor, with_divergence: bool):
+        """Per-sample log2 f(y|x) (E, n, N[, H]) and, if asked, the mean divergence (E[, H])."""
+        want_div = with_divergence and self.divergence is not None and len(outs) > 1
+        lls, preds = zip(*(self.log_likelihood(o, y, i, want_div, train=False) for i, o in enumerate(outs)))
+        logp = torch.stack([ll * LOG2E for ll in lls], dim=1).cpu()
+        if not want_div:
+            return logp, None
+        return logp, combine_divergence(self.divergence, preds, self.form).mean(dim=1).cpu()  # (E, N[, H]) -> mean
 
 
 def _flatten_params(params: Sequence[torch.Tensor]) -> nn.Parameter | None:
@@ -265,21 +283,13 @@ def predict(models: Sequence[nn.Module], xs: Sequence[torch.Tensor], n_members: 
 def evaluate(models, xs, y, objective: Objective, n_members: int, batch_size: int = 4096,
              device: torch.device | None = None, member_data: torch.Tensor | None = None,
              with_divergence: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-sample log2 f(y|x) (E, n, N[, H]) and, if asked, the per-member mean divergence
-    (E[, H]) on a split. ``member_data``: as in ``predict`` (then y is (G, N[, H]) too)."""
+    """The objective's held-out values on a whole split: per-sample log2 f(y|x) (E, n, N[, H]) and,
+    if asked, the per-member mean divergence (E[, H]). ``member_data``: as in ``predict``."""
     device = device or torch.device("cpu")
     outs = predict(models, xs, n_members, batch_size, device, member_data)
-    if member_data is not None:
-        yd = y.to(device)[member_data.to(device)]
-    else:
-        yd = y.to(device).unsqueeze(0).expand(n_members, *y.shape)
-    want_div = with_divergence and objective.divergence is not None and len(outs) > 1
-    lls, preds = zip(*(objective.log_likelihood(o, yd, i, want_div, train=False) for i, o in enumerate(outs)))
-    logp = torch.stack([ll * LOG2E for ll in lls], dim=1).cpu()
-    if not want_div:
-        return logp, None
-    d = combine_divergence(objective.divergence, preds, objective.form)  # (E, N[, H])
-    return logp, d.mean(dim=1).cpu()
+    yd = y.to(device)[member_data.to(device)] if member_data is not None else \
+        y.to(device).unsqueeze(0).expand(n_members, *y.shape)
+    return objective.held_out(outs, yd, with_divergence)
 
 
 def same_structure(datas: Sequence[SourceData]) -> None:
@@ -308,8 +318,8 @@ def check_finite(datas: Sequence[SourceData]) -> None:
 def fit(data: SourceData | Sequence[SourceData], decoders, *, divergence: Callable | None = None,
         schedule: Callable[[float, int], float] | None = None, betas: Sequence[float] = (0.0,),
         seeds: Sequence[int] = (0,), config: FitConfig | None = None, callbacks: Sequence[Any] = (),
-        models: Sequence[nn.Module] | None = None, head_reduction: str = "mean",
-        dataset_names: Sequence[Any] | None = None, desc: str = "fit") -> FitResult:
+        models: Sequence[nn.Module] | None = None, objective: Objective | None = None,
+        head_reduction: str = "mean", dataset_names: Sequence[Any] | None = None, desc: str = "fit") -> FitResult:
     """Train one decoder per source of ``data`` for every (seed, β) member, jointly.
 
     ``data`` may also be a list of G datasets of one shape (e.g. several tasks or data seeds):
@@ -319,6 +329,7 @@ def fit(data: SourceData | Sequence[SourceData], decoders, *, divergence: Callab
     ``schedule``: factor(t, epochs) in [0, 1] multiplying β (t = epoch index, fractional per step).
     ``models``: prebuilt ensembles (one per source) to continue training instead of building.
     ``callbacks``: objects with ``on_batch_end(state)`` / ``on_epoch_end(state)`` (see module doc).
+    ``objective``: what to minimise, if not the decoders' cross-entropy + β·D (see ``Objective``).
     """
     cfg = config or FitConfig()
     datas = list(data) if isinstance(data, (list, tuple)) else [data]
@@ -340,15 +351,14 @@ def fit(data: SourceData | Sequence[SourceData], decoders, *, divergence: Callab
     device = resolve_device(cfg.device)
     heads = first.train.y.shape[1] if (first.target == "classes" and first.train.y.ndim == 2) else None
     K = first.n_classes or 0
-    objective = Objective(first.target, K, heads, n, divergence, cfg.divergence_form, head_reduction)
-    if first.target == "real":
-        objective.log_sigma = nn.Parameter(torch.zeros(E, n, device=device))
+    objective = objective or Objective(first.target, K, heads, n, divergence, cfg.divergence_form, head_reduction)
+    objective.setup(E, device)
     n_out = (heads or 1) * K if first.target == "classes" else 1
     if models is None:
         models = [make_ensemble(dec, first.in_shape(i), n_out, members.column("seed"), salt=i).to(device)
                   for i, dec in enumerate(decoders)]
     models = list(models)
-    params = [p for m in models for p in m.parameters()] + ([objective.log_sigma] if first.target == "real" else [])
+    params = [p for m in models for p in m.parameters()] + objective.parameters()
     opt = Optimiser(params, cfg)
     train = TrainData(datas, members, cfg.batch_size, device)
     member_data = None if len(datas) == 1 else torch.tensor(members.column("dataset"))
@@ -388,10 +398,10 @@ def fit(data: SourceData | Sequence[SourceData], decoders, *, divergence: Callab
         if stop or (cfg.stop_loss is not None and float(sums[0].max()) <= cfg.stop_loss):
             break
     bar.close()
-    test_logp, test_div = held_out(with_divergence=divergence is not None)
+    test_logp, test_div = held_out(with_divergence=True)
     if test_div is None:
         test_div = torch.zeros(E, *test_logp.shape[3:])
     return FitResult(members, list(first.names), test_logp, test_div.double().numpy(),
                      {k: np.stack(v) for k, v in hist.items()}, models,
-                     None if objective.log_sigma is None else objective.log_sigma.detach().cpu(),
+                     None if getattr(objective, "log_sigma", None) is None else objective.log_sigma.detach().cpu(),
                      len(hist["train_loss"]), dataset_names)

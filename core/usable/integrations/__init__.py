@@ -1,0 +1,1 @@
+"""Thin adapters to other training frameworks (optional extras); see docs/your-own-model.md."""
