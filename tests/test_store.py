@@ -90,3 +90,16 @@ def test_missing_run_suggests(store):
     write_run(store, _dataset(), run_id="rine-abc")
     with pytest.raises(StoreError, match="Close matches: rine-abc"):
         open_results(store)["rine-abd"]
+
+
+def test_a_corrupt_run_is_named_and_the_others_still_listed(store):
+    from click.testing import CliRunner
+    from usable.cli import make_cli
+    write_run(store, _dataset(), run_id="good")
+    write_run(store, _dataset(), run_id="bad")
+    (store / "bad" / "zarr.json").write_text("{ not json")
+    out = CliRunner().invoke(make_cli(), ["results", "ls", str(store)])
+    assert out.exit_code == 0, out.output
+    assert "good" in out.output and "unreadable" in out.output and str(store / "bad" / "zarr.json") in out.output
+    out = CliRunner().invoke(make_cli(), ["results", "show", str(store), "bad"])
+    assert out.exit_code == 1 and "its metadata" in out.output and "Traceback" not in out.output

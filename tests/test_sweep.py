@@ -56,7 +56,7 @@ def test_sweep_on_local_cluster_equals_cells_run_one_by_one(store, tmp_path):
     for task in ("rdnxor", "and", "unq"):
         for seed in (0, 1):
             for beta in (0.0, 5.0):
-                ref = reference(task, [seed], [beta]).sel(seed=seed)
+                ref = reference(task, [seed], [0.0, 5.0]).sel(seed=seed)  # rine refuses a lone β = 0
                 cell = ds.sel(source_task=task, seed=seed, beta=beta)
                 for v in HEADLINE:
                     want = ref[v].sel(beta=beta) if "beta" in ref[v].dims else ref[v]
@@ -81,7 +81,7 @@ def test_sweep_on_local_cluster_equals_cells_run_one_by_one(store, tmp_path):
     np.testing.assert_array_equal(open_sweep(store, "grid").written_time.values, before)
 
 
-KILL_GRID = ["--grid", "source.seed=0-5", "--grid", "seed=0-1", "--epochs", "12"]
+KILL_GRID = ["--grid", "source.seed=0-5", "--grid", "seed=0-1", "--beta", "5", "--epochs", "12"]
 
 
 def test_sigkill_then_rerun_writes_every_cell_once(store):
@@ -117,16 +117,16 @@ def test_sigkill_then_rerun_writes_every_cell_once(store):
     # cells done before the kill were not written again
     np.testing.assert_array_equal(after.written_time.values[done_before], before.written_time.values[done_before])
     for s in range(6):  # every cell holds exactly what it holds when run on its own
-        ref = reference("rdnxor", [0, 1], [0.0], n=2000, epochs=12, seed=s)
+        ref = reference("rdnxor", [0, 1], [5.0], n=2000, epochs=12, seed=s)
         for v in HEADLINE:
             got = after[v].sel(source_seed=s)
-            got, want = ((got.sel(beta=0.0), ref[v].sel(beta=0.0)) if "beta" in ref[v].dims else (got, ref[v]))
+            got, want = ((got.sel(beta=5.0), ref[v].sel(beta=5.0)) if "beta" in ref[v].dims else (got, ref[v]))
             np.testing.assert_allclose(got.values, want.transpose("seed", ...).values, atol=1e-12, err_msg=f"{s} {v}")
 
 
 def test_failing_cell_is_recorded_and_others_finish(store):
     # test_fraction=0 leaves no test samples: that cell's fit raises, the others must not care.
-    res = CliRunner().invoke(make_cli(), ["sweep", "rine", "--source", "pid:task=rdnxor,n=400", *FIT,
+    res = CliRunner().invoke(make_cli(), ["sweep", "rine", "--source", "pid:task=rdnxor,n=400", *FIT, "--beta", "5",
                                           "--grid", "source.test_fraction=0.2,0,0.3", "--grid", "seed=0-1",
                                           "--executor", "serial", "--retries", "1", "--store", str(store),
                                           "--name", "fails"])
@@ -138,15 +138,15 @@ def test_failing_cell_is_recorded_and_others_finish(store):
     msg = str(ds.error.sel(source_test_fraction=0.0, seed=1).values)
     assert "held-out fraction must lie strictly between 0 and 1" in msg and "after 2 attempts" in msg
     assert np.isnan(ds.redundant_information.sel(source_test_fraction=0.0)).all()
-    ref = reference("rdnxor", [0, 1], [0.0], test_fraction=0.3)
-    np.testing.assert_allclose(ds.redundant_information.sel(source_test_fraction=0.3, beta=0.0).values,
-                               ref.redundant_information.sel(beta=0.0).values, atol=1e-12)
+    ref = reference("rdnxor", [0, 1], [5.0], test_fraction=0.3)
+    np.testing.assert_allclose(ds.redundant_information.sel(source_test_fraction=0.3, beta=5.0).values,
+                               ref.redundant_information.sel(beta=5.0).values, atol=1e-12)
 
 
 def test_two_sweeps_write_one_store_at_the_same_time(store):
     grid = ["--grid", "source.task=rdnxor,and", "--grid", "source.seed=0-3", "--grid", "seed=0-1",
             "--executor", "serial", "--store", str(store)]
-    args = ["sweep", "rine", "--source", "pid:task=rdnxor,n=400", *FIT, *grid]
+    args = ["sweep", "rine", "--source", "pid:task=rdnxor,n=400", *FIT, "--beta", "5", *grid]
     left = subprocess.Popen([USABLE, *args, "--name", "left"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
@@ -164,9 +164,9 @@ def test_two_sweeps_write_one_store_at_the_same_time(store):
     assert b.written_time.min() < a.written_time.max()
     for v in HEADLINE:
         np.testing.assert_array_equal(a[v].values, b[v].values)
-    ref = reference("and", [0, 1], [0.0], seed=3)
-    np.testing.assert_allclose(a.redundant_information.sel(source_task="and", source_seed=3, beta=0.0).values,
-                               ref.redundant_information.sel(beta=0.0).values, atol=1e-12)
+    ref = reference("and", [0, 1], [5.0], seed=3)
+    np.testing.assert_allclose(a.redundant_information.sel(source_task="and", source_seed=3, beta=5.0).values,
+                               ref.redundant_information.sel(beta=5.0).values, atol=1e-12)
 
 
 def test_resume_grows_the_grid_and_refuses_conflicts(store):

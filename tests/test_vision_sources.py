@@ -13,6 +13,8 @@ from usable_vision.fixtures import CIFAR_CLASSES, write_cifar10, write_fashion_m
 
 
 def _source(name, **params):
+    if name == "cifar10":  # the fixtures are not the official files: read them without the md5 check
+        params.setdefault("verify", "false")
     return get_entry("sources", name).create({k: str(v) for k, v in params.items()})
 
 
@@ -77,6 +79,27 @@ def test_md5_verification_rejects_non_official_files(tmp_path):
     write_cifar10(tmp_path)
     with pytest.raises(ValueError, match="md5"):
         _source("cifar10", root=tmp_path, verify="true")
+    with pytest.raises(ValueError, match="md5"):  # verify=true is the default
+        get_entry("sources", "cifar10").create({"root": str(tmp_path)})
+
+
+def test_a_crafted_batch_file_is_refused_without_running_its_code(tmp_path):
+    """With verify=false the batch files are first read by an unpickler that builds nothing but
+    numpy arrays: a pickle that would call os.system is refused, and the command never runs."""
+    import pickle
+    folder = write_cifar10(tmp_path)
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+            return (os.system, (f"touch {marker}",))
+    with open(folder / "data_batch_1", "wb") as fh:
+        pickle.dump({"data": Evil(), "labels": [0]}, fh, protocol=2)
+    with pytest.raises(ValueError, match="refusing to unpickle") as err:
+        _source("cifar10", root=tmp_path)
+    assert "posix.system" in str(err.value) or "os.system" in str(err.value)
+    assert not marker.exists()
 
 
 def test_balanced_subset_is_exactly_balanced(tmp_path):

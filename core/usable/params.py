@@ -36,7 +36,11 @@ def int_range(text: str) -> list[int]:
     """'3' -> [3]; '0-4' -> [0, 1, 2, 3, 4] (inclusive; a descending range is an error)."""
     m = _RANGE.fullmatch(text.strip())
     if not m:
-        return [int(text)]
+        try:
+            return [int(text)]
+        except ValueError:
+            hint = "; join list items with '+' (25+15+10)" if "-" in text.strip()[1:] else ""
+            raise ValueError(f"{text!r} is not an integer or a range a-b{hint}") from None
     a, b = int(m[1]), int(m[2])
     if b < a:
         raise ValueError(f"{text!r} is a descending range; write {b}-{a}, or join items with '+'")

@@ -79,7 +79,7 @@ def parse_seeds(value: Any) -> tuple[int, ...]:
     try:
         out = [s for item in items for tok in str(item).split(",") if tok.strip() for s in int_range(tok)]
     except ValueError as exc:
-        raise SpecError(f"seeds {value!r}: {exc}; write e.g. 0, 0-4 or 0,3") from None
+        raise SpecError(f"seeds: {exc}; write e.g. 0, 0-4 or 0,3") from None
     return _unique("seed", out, lambda s: s >= 0, "non-negative integers")
 
 
@@ -184,6 +184,10 @@ class RunSpec:
         from .registry import get_entry
         for kind, spec in self.plugin_specs():
             get_entry(kind, spec.name).resolve(spec.params)
+        if self.fit.device.startswith("cuda"):
+            import torch
+            if not torch.cuda.is_available():
+                raise SpecError(f"--device {self.fit.device}: CUDA is not available here; use --device cpu or auto")
         return self
 
     def to_attrs(self) -> dict[str, Any]:

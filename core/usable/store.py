@@ -146,7 +146,11 @@ class Results:
         import pandas as pd
         rows = []
         for r in self.runs if runs is None else runs:
-            a = self.attrs(r)
+            try:
+                a = self.attrs(r)
+            except StoreError as exc:  # one damaged run must not hide the others
+                rows.append({"store": str(self.path), "run": r, "kind": "unreadable", "metric": str(exc)})
+                continue
             row = {"store": str(self.path), "run": r, "kind": a.get("kind", "run"), "metric": a.get("metric", "?"),
                    "sources": " ".join(a.get("sources", []) or []), **{k: a.get(k, "") for k in
                    ("decoder", "divergence", "schedule", "betas", "seeds")}}
@@ -156,7 +160,10 @@ class Results:
                 pass
             row["end_time"] = a.get("end_time", "")
             if values:
-                row.update(_headline_values(self[r]))
+                try:
+                    row.update(_headline_values(self[r]))
+                except Exception as exc:  # a damaged array: say so in the row, list the rest
+                    row["kind"], row["metric"] = "unreadable", f"{row['metric']} ({type(exc).__name__}: {exc})"
             rows.append(row)
         return pd.DataFrame(rows)
 

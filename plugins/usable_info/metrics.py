@@ -93,6 +93,9 @@ def compute_rine(ctx, per_class: bool = False) -> xr.Dataset:
         raise DataError("rine:per_class=true needs a single class target (this source has a "
                         f"{data.target} target of shape {tuple(data.test.y.shape)})")
     requested = [float(b) for b in ctx.betas]
+    if not any(b > 0 for b in requested):
+        raise DataError("rine needs a β > 0 (e.g. --beta 15): at β = 0 the decoders are unconstrained and "
+                        "I∩ would be plain usable information; use the usable metric for that")
     r = fitted(ctx.fit(data, betas=sorted(set(requested) | {0.0})))  # β = 0: each source's own information
     null, null_attrs = null_logp(data, "test")
     h_null = float(-null.double().mean())

@@ -20,12 +20,26 @@ def _load(path: Path, group: str, sample_dim: str, names: list[str]) -> dict[str
     if not path.exists():
         raise DataError(f"arrays: {str(path)!r} does not exist")
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            have = list(z.files)
-            missing = [n for n in names if n not in have]
-            if missing:
-                raise DataError(f"arrays: {path.name} has no array(s) {', '.join(missing)}; it holds: {', '.join(have)}")
-            return {n: np.asarray(z[n]) for n in names}
+        import zipfile
+        if not zipfile.is_zipfile(path):
+            raise DataError(f"arrays: {path} is not a readable .npz archive (not a zip file); write it with numpy.savez")
+        try:  # never unpickle: object arrays are refused by allow_pickle=False
+            with np.load(path, allow_pickle=False) as z:
+                have = list(z.files)
+                missing = [n for n in names if n not in have]
+                if missing:
+                    raise DataError(f"arrays: {path.name} has no array(s) {', '.join(missing)}; it holds: "
+                                    f"{', '.join(have) or 'no arrays at all'}")
+                return {n: np.asarray(z[n]) for n in names}
+        except DataError:
+            raise
+        except ValueError as exc:
+            why = "it holds pickled object arrays; save plain numeric arrays (np.savez)" if "pickle" in str(exc) \
+                else f"{exc}"
+            raise DataError(f"arrays: cannot read {path}: {why}") from None
+        except Exception as exc:  # not a zip archive, truncated, ...
+            raise DataError(f"arrays: {path} is not a readable .npz archive ({type(exc).__name__}: {exc}); "
+                            "write it with numpy.savez") from None
     import xarray as xr
 
     if path.suffix == ".zarr" or (path.is_dir() and any((path / m).exists() for m in ("zarr.json", ".zgroup", ".zattrs"))):
@@ -48,6 +62,22 @@ def _load(path: Path, group: str, sample_dim: str, names: list[str]) -> dict[str
             da = da.transpose(sample_dim, ...)
         out[n] = np.asarray(da.values)
     return out
+
+
+def _test_mask(values: np.ndarray, name: str) -> np.ndarray:
+    """The is-test mask: booleans, 0/1, or the split names "train"/"test"; anything else is refused
+    (``astype(bool)`` would read every non-empty string as True)."""
+    v = np.asarray(values).reshape(-1)
+    if v.dtype.kind == "b":
+        return v
+    if v.dtype.kind in "iu" and set(np.unique(v).tolist()) <= {0, 1}:
+        return v.astype(bool)
+    if v.dtype.kind in "UOS":
+        text = np.char.lower(np.asarray([x.decode() if isinstance(x, bytes) else str(x) for x in v]))
+        if set(np.unique(text).tolist()) <= {"train", "test"}:
+            return text == "test"
+    raise DataError(f"arrays: test={name!r} must be a boolean mask (True = test sample), 0/1, or the names "
+                    f"'train'/'test'; it holds values like {np.unique(v)[:4].tolist()}")
 
 
 def arrays_source(*, file, sources, target, target_kind, bins, centre, test, sample_dim, group, test_fraction,
@@ -82,7 +112,7 @@ def arrays_source(*, file, sources, target, target_kind, bins, centre, test, sam
         y_all = y_raw.astype(np.float32)
         keep = ~np.isnan(y_all)
     if test:
-        is_test = arr[test].astype(bool).reshape(-1)
+        is_test = _test_mask(arr[test], test)
         tr, te = np.flatnonzero(~is_test & keep), np.flatnonzero(is_test & keep)
     else:
         kept = np.flatnonzero(keep)
@@ -90,6 +120,11 @@ def arrays_source(*, file, sources, target, target_kind, bins, centre, test, sam
                                         stratify=y_all[kept] if kind == "classes" else None)
         tr, te = kept[a], kept[b]
     xs = [np.asarray(arr[s], dtype=np.float32) for s in src]
+    for s, x in zip(src, xs):
+        bad = int((~np.isfinite(x)).sum())
+        if bad:
+            raise DataError(f"arrays: source {s!r} in {Path(file).name} holds {bad} NaN or infinite values; clean or "
+                            "impute them first (a decoder cannot learn from them)")
     yt = torch.from_numpy(y_all)
 
     def split(ii):

@@ -43,6 +43,9 @@ def register_commands(cli):
         unknown = set(opts) - set(SWEEP_OPTIONS)
         if unknown:
             raise SpecError(f"config [sweep]: unknown keys {sorted(unknown)}; known: {', '.join(SWEEP_OPTIONS)}")
+        executor = executor or opts.get("executor", "dask")
+        if executor == "serial" and (scheduler or opts.get("scheduler")):
+            raise SpecError("--scheduler needs --executor dask (the default), not serial")
         store = store or cfg.get("store")
         if not store:
             raise SpecError("a sweep streams into a results store: give --store PATH (or store = ... in the config)")
@@ -71,7 +74,7 @@ def register_commands(cli):
             return
         from .coordinator import run_sweep
         try:
-            report = run_sweep(store, base, axes, name=name, executor=executor or opts.get("executor", "dask"),
+            report = run_sweep(store, base, axes, name=name, executor=executor,
                                workers=workers or int(opts.get("workers", 2)),
                                scheduler=scheduler or opts.get("scheduler"),
                                retries=retries if retries is not None else int(opts.get("retries", 0)),

@@ -1,5 +1,5 @@
 """usable_vision: image sources (digits, cifar10, fashion_mnist), views (crops, channels,
-frequencies) and image decoders (resnet18, timm:<model>, cnn_plus, cnn_minus).
+frequencies) and image decoders (resnet18, timm:<model>, torchvision:<model>, cnn_plus, cnn_minus).
 
 RINE paper section 4.2 / figure A3 and the thesis's section 2.3 / figure 2.3. The ``mlp`` decoder
 (plugin usable_mlp) also takes images: it flattens them. This module only declares the entries;
@@ -64,7 +64,8 @@ def make_digits(test_fraction: Annotated[float, "fraction of each class held out
 
 @image_source
 def make_cifar10(root: Root = "", download: Download = False,
-                 verify: Annotated[bool, "check the files' md5 sums against the official release"] = False, **view):
+                 verify: Annotated[bool, "check the files' md5 sums against the official release (false: any copy in "
+                                   "the standard format, read with an unpickler that refuses code)"] = True, **view):
     """CIFAR-10 (32×32 colour, 10 classes) via torchvision from <root>/cifar-10-batches-py."""
     from .sources import image_source_data
     return image_source_data("cifar10", dict(root=root or None, download=download, verify=verify), view)
@@ -104,6 +105,15 @@ def timm(model: Annotated[str, "timm model name, e.g. resnet18, mobilenetv3_smal
     return Timm(model, drop_rate, img_size)
 
 
+def torchvision_model(model: Annotated[str, "torchvision classification model name, e.g. resnet18, mobilenet_v3_small"]):
+    """Any torchvision classification model by name (random init, no download): torchvision:<model>.
+
+    The plain torchvision module (not a usable.Network), so checkpoints of ``model.state_dict()``
+    from your own training load as they are (``nc:checkpoint=PATH``)."""
+    from .decoders import Torchvision
+    return Torchvision(model)
+
+
 @hookimpl
 def register_sources(register):
     register("digits", make_digits)
@@ -116,3 +126,4 @@ def register_decoders(register):
     for factory in (resnet18, cnn_plus, cnn_minus):
         register(factory.__name__, factory)
     register("timm", timm, positional="model")
+    register("torchvision", torchvision_model, positional="model")

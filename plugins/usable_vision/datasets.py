@@ -80,17 +80,49 @@ def _cifar_class(verify: bool):
     return CIFAR10Unverified
 
 
-def load_cifar10(root: str | None = None, download: bool = False, verify: bool = False) -> Images:
+# What the CIFAR-10 python batches may reference: numpy's array reconstruction, and _codecs for
+# the bytes of protocol-2 pickles written by Python 3. Anything else (os.system, eval, ...) is a
+# crafted file, refused before torchvision unpickles it.
+SAFE_PICKLE_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                       ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+                       ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+
+def check_safe_pickle(path: Path) -> None:
+    """Read a pickle with an unpickler that builds nothing but the globals above (so reading it
+    runs no code); raise DataError naming the file if it references anything else."""
+    import pickle
+
+    class Restricted(pickle.Unpickler):
+        def find_class(self, module, name):
+            if (module, name) in SAFE_PICKLE_GLOBALS:
+                return super().find_class(module, name)
+            raise pickle.UnpicklingError(f"{module}.{name}")
+
+    try:
+        with open(path, "rb") as fh:
+            Restricted(fh, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        raise DataError(f"cifar10: {path} is not a CIFAR-10 batch file in the standard format (it references "
+                        f"{exc}); refusing to unpickle it. Use the official files (verify=true checks their md5).") from None
+
+
+def load_cifar10(root: str | None = None, download: bool = False, verify: bool = True) -> Images:
     base = resolve_root(root)
     cls = _cifar_class(verify)
     where = base / cls.base_folder
+    if not verify:  # the md5 check is off: make sure unpickling the files cannot run code
+        for fname, _ in cls.train_list + cls.test_list + [[cls.meta["filename"], None]]:
+            if (where / fname).is_file():
+                check_safe_pickle(where / fname)
     try:
         train = cls(str(base), train=True, download=download)
         test = cls(str(base), train=False, download=download)
     except RuntimeError as exc:
-        extra = " (md5 check failed: the files are corrupted or not the official ones; verify=false skips it)" \
-            if verify and where.exists() else ""
-        raise DataError(CIFAR_HELP.format(where=where) + extra + f" [torchvision: {exc}]") from None
+        if verify and where.is_dir() and (where / "data_batch_1").exists():
+            raise DataError(f"cifar10: the files under {where} are not the official release (md5 mismatch); pass "
+                            "verify=false to read a re-packed or subset copy in the standard format") from None
+        raise DataError(CIFAR_HELP.format(where=where) + f" [torchvision: {exc}]") from None
 
     def conv(ds):
         x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).float() / 255.0

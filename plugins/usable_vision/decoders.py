@@ -6,6 +6,9 @@
   blocks block1..block3, head. Convolutions have no bias (batch norm follows each).
 - ``timm:<model>``: any timm model by name, random init, ``num_classes``/``in_chans`` from the
   data; blocks features (forward_features) and head (forward_head).
+- ``torchvision:<model>``: any torchvision classification model by name, random init,
+  ``num_classes`` from the data; the plain torchvision module (its own state-dict keys, so a
+  checkpoint of a network trained elsewhere loads), addressed by module path (``layer3``).
 """
 from __future__ import annotations
 
@@ -178,6 +181,44 @@ class Timm:
 
     def __repr__(self):
         return f"Timm({self.model!r})"
+
+
+# ------------------------------------------------------------------------------------ torchvision
+class Torchvision:
+    """``torchvision.models.get_model(model, weights=None, num_classes=n_out)``: no download."""
+
+    def __init__(self, model: str):
+        import difflib
+
+        import torchvision
+        names = torchvision.models.list_models(module=torchvision.models)  # classification models only
+        if model not in names:
+            close = difflib.get_close_matches(model, names, n=6, cutoff=0.5)
+            hint = f" Close names: {', '.join(close)}." if close else ""
+            raise SpecError(f"decoder torchvision: unknown classification model {model!r}.{hint} List them with "
+                            "python -c \"import torchvision; print(torchvision.models.list_models(torchvision.models))\".")
+        self.model = model
+
+    def build(self, in_shape, n_out) -> nn.Module:
+        import torchvision
+        c, h, w = _image_shape(in_shape, f"torchvision:{self.model}")
+        if c != 3:
+            raise SpecError(f"decoder torchvision:{self.model} takes 3-channel images, got {c} channel(s); use "
+                            "resnet18, cnn_plus or timm:<model> (which adapt to the channel count), or a colour source")
+        m = torchvision.models.get_model(self.model, weights=None, num_classes=int(n_out))
+        m.eval()
+        try:
+            with torch.no_grad():
+                m(torch.zeros(1, c, h, w))
+        except (RuntimeError, ValueError) as exc:
+            raise SpecError(f"decoder torchvision:{self.model} cannot take {c}×{h}×{w} images "
+                            f"({str(exc).splitlines()[0][:160]}); choose larger inputs or another model") from None
+        finally:
+            m.train()
+        return m
+
+    def __repr__(self):
+        return f"Torchvision({self.model!r})"
 
 
 def count_parameters(module: nn.Module) -> int:
