@@ -303,3 +303,18 @@ def test_a_genuine_bug_keeps_its_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr(metrics, "compute_rine", broken)
     out = CliRunner().invoke(make_cli(), ["run", *OK])
     assert out.exit_code != 0 and isinstance(out.exception, ZeroDivisionError)
+
+
+def test_a_crafted_checkpoint_is_refused_without_running_its_code(tmp_path):
+    """torch.save can pickle anything; usable reads checkpoints with weights_only=True only."""
+    import torch
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+    torch.save({"format": "usable-networks/1", "meta": {}, "state_dicts": [Evil()]}, tmp_path / "ck.pt")
+    for metric in (f"nc:checkpoint={tmp_path / 'ck.pt'}", f"dib:checkpoint={tmp_path / 'ck.pt'}"):
+        out = CliRunner().invoke(make_cli(), ["run", metric, "--source", "digits", "--decoder", "mlp"])
+        assert out.exit_code == 1 and "not a usable checkpoint" in out.output, out.output
+        assert "Traceback" not in out.output and not marker.exists()

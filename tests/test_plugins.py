@@ -137,3 +137,15 @@ def test_usable_load_plugins_limits_loading(tmp_path, monkeypatch):
     reset_manager()
     pm = get_manager()
     assert pm.plugins == [] and pm.registry("sources").names() == []
+
+
+def test_a_plugin_that_exits_at_import_is_reported_and_the_cli_keeps_working(tmp_path, monkeypatch):
+    root = build_distribution(tmp_path / "exits", dist="usable-exits", package="usable_exits", ep_name="exits",
+                              code="import sys\nsys.exit(3)\n")
+    _activate(monkeypatch, root)
+    runner = CliRunner()
+    assert runner.invoke(_cli(), ["--version"]).exit_code == 0
+    out = runner.invoke(_cli(), ["plugins"])
+    assert out.exit_code == 0 and "exits  (usable-exits 1.2.3" in out.output and "FAILED TO LOAD: SystemExit: 3" in out.output
+    out = runner.invoke(_cli(), ["list", "sources"])
+    assert out.exit_code == 0 and "pid" in out.output
