@@ -63,6 +63,15 @@ def combine_divergence(div_fn: Callable, preds: Sequence[torch.Tensor], form: st
     return torch.stack(terms).mean(dim=0)
 
 
+def log_softmax(out: torch.Tensor) -> torch.Tensor:
+    """log-softmax over the last dim. With fewer classes than a vector register holds (8 floats),
+    torch's CPU kernel walks each row of K scalars: over the samples axis it runs 3-6× faster
+    (measured on (30, 2000, 2..4), bit-identical values); from K = 8 on the rows are faster."""
+    if out.shape[-1] < 8 and out.device.type == "cpu" and out.ndim >= 2:
+        return torch.log_softmax(out.transpose(-1, -2), dim=-2).transpose(-1, -2)
+    return torch.log_softmax(out, dim=-1)
+
+
 @dataclass
 class Objective:
     """What every V-information fit minimises: each decoder's cross-entropy plus β·D between
@@ -101,7 +110,7 @@ class Objective:
             return ll, (out if want_pred else None)
         if self.heads:
             out = out.reshape(*out.shape[:-1], self.heads, self.n_classes)
-        logp = torch.log_softmax(out, dim=-1)
+        logp = log_softmax(out)
         ll = torch.gather(logp, -1, y.unsqueeze(-1)).squeeze(-1)
         return ll, (logp.exp() if want_pred else None)
 
@@ -236,9 +245,12 @@ class TrainData:
     def take(self, x, idx):  # rows ``idx`` (E, b) of each member's own dataset
         return x[idx] if self.G == 1 else x[self.dataset_index, idx]
 
-    def epoch(self):
+    def order(self) -> torch.Tensor:
+        """Each member's sample order for the next epoch, (E, N), drawn from its own generator."""
+        return torch.stack([torch.randperm(self.N, generator=g) for g in self.gens]).to(self.device)
+
+    def epoch(self, perms: torch.Tensor):
         """Batches (inputs per source, targets (E, b)) of one epoch in each member's own order."""
-        perms = torch.stack([torch.randperm(self.N, generator=g) for g in self.gens]).to(self.device)
         y_ep = self.take(self.y, perms)
         xs_ep = [self.take(x, perms) if p else None for x, p in zip(self.xs, self.pre)]
         for step in range(self.steps):
@@ -266,14 +278,25 @@ class LoopState:
 
 def train_epoch(state: LoopState, data: TrainData, opt: Optimiser, beta: torch.Tensor, factor: Callable,
                 cfg: FitConfig, want_div: bool, batch_callbacks: list) -> torch.Tensor:
-    """One epoch over every member's own batches. Per-step records stay on the device and are
-    summed once per epoch (no per-step host sync); returns (3 + n, E): loss, div, β, CE_i."""
+    """One epoch over every member's own batches; returns (3 + n, E): loss, div, β, CE_i.
+
+    A decoder family whose ensemble class offers ``fused_epoch(models, data, objective, opt, beta,
+    factors, cfg, want_div, perms)`` may run the whole epoch natively (the MLP family does, in a
+    compiled kernel); it returns None for anything it does not cover. Otherwise per-step records
+    stay on the device and are summed once per epoch (no per-step host sync)."""
     for m in state.models:
         m.train()
+    perms = data.order()
+    factors = [float(factor(state.epoch + (s / data.steps if cfg.schedule_per_step else 0.0), cfg.epochs))
+               for s in range(data.steps)]
+    fused = getattr(type(state.models[0]), "fused_epoch", None)
+    if fused is not None and not batch_callbacks:
+        sums = fused(state.models, data, state.objective, opt, beta, factors, cfg, want_div, perms)
+        if sums is not None:
+            return sums
     records, weights = [], []
-    for step, xs, yb in data.epoch():
-        t = state.epoch + (step / data.steps if cfg.schedule_per_step else 0.0)
-        beta_t = beta * float(factor(t, cfg.epochs))
+    for step, xs, yb in data.epoch(perms):
+        beta_t = beta * factors[step]
         outs = [m(x) for m, x in zip(state.models, xs)]
         loss, div, ce = state.objective.step(outs, yb, beta_t, want_div)
         opt.step(loss.sum())
@@ -295,7 +318,14 @@ def predict(models: Sequence[nn.Module], xs: Sequence[torch.Tensor], n_members: 
     """Outputs of every member on a whole split, in eval mode: a list over sources of (E, N, n_out).
 
     With ``member_data`` (E,), each x is (G, N, ...) holding G datasets and member e sees dataset
-    ``member_data[e]``; otherwise every member sees the same x (N, ...)."""
+    ``member_data[e]``; otherwise every member sees the same x (N, ...). A family whose ensemble
+    class offers ``fused_predict(models, xs, n_members, member_data, device)`` may answer natively
+    (None: not covered)."""
+    fused = getattr(type(models[0]), "fused_predict", None)
+    if fused is not None:
+        outs = fused(models, xs, n_members, member_data, device)
+        if outs is not None:
+            return outs
     outs = []
     for model, x in zip(models, xs):
         was_training = model.training

@@ -15,6 +15,13 @@ def _sqrt0(x):
     return torch.where(x > 0, x.clamp_min(_TINY).sqrt(), torch.zeros_like(x))
 
 
+def fused(fn, kind: str, scale="1"):
+    """Name the formula for kernels that train a decoder family natively (the MLP plugin's): they
+    implement it with its exact gradient; scale "1/K" divides by the number of classes."""
+    fn.fused = (kind, scale)
+    return fn
+
+
 def _kl(p, q):
     return (p * (torch.log(p.clamp_min(_EPS)) - torch.log(q.clamp_min(_EPS)))).sum(-1)
 
@@ -25,12 +32,12 @@ def make_l1(reduction: str = "sum"):
     def l1(p, q):
         d = (p - q).abs().sum(-1)
         return d / p.shape[-1] if reduction == "mean" else d
-    return l1
+    return fused(l1, "l1", "1/K" if reduction == "mean" else "1")
 
 
 def make_tv():
     """Total variation ½ Σ_k |p_k − q_k| ∈ [0, 1]."""
-    return lambda p, q: 0.5 * (p - q).abs().sum(-1)
+    return fused(lambda p, q: 0.5 * (p - q).abs().sum(-1), "l1", "0.5")
 
 
 def make_js():
@@ -38,12 +45,12 @@ def make_js():
     def js(p, q):
         m = 0.5 * (p + q)
         return (0.5 * _kl(p, m) + 0.5 * _kl(q, m)) / math.log(2)
-    return js
+    return fused(js, "js")
 
 
 def make_skl():
     """Symmetric KL divergence KL(p‖q) + KL(q‖p) in nats ∈ [0, ∞) (probabilities clamped at 1e-12)."""
-    return lambda p, q: _kl(p, q) + _kl(q, p)
+    return fused(lambda p, q: _kl(p, q) + _kl(q, p), "skl")
 
 
 def make_hellinger(squared: bool = False):
@@ -51,7 +58,7 @@ def make_hellinger(squared: bool = False):
     def hellinger(p, q):
         h2 = 0.5 * ((_sqrt0(p) - _sqrt0(q)) ** 2).sum(-1)  # saturated softmax: p_k = 0 exactly
         return h2 if squared else _sqrt0(h2)
-    return hellinger
+    return fused(hellinger, "hellinger_sq" if squared else "hellinger")
 
 
 def make_l2(squared: bool = False):
@@ -59,7 +66,7 @@ def make_l2(squared: bool = False):
     def l2(p, q):
         s = ((p - q) ** 2).sum(-1)
         return s if squared else _sqrt0(s)
-    return l2
+    return fused(l2, "l2sq" if squared else "l2")
 
 
 def make_mean_sq():

@@ -118,6 +118,7 @@ class BatchedMLP(nn.Module):
     def __init__(self, n_in: int, hidden: Sequence[int], n_out: int, seeds: Sequence[int],
                  batch_norm: bool = True):
         super().__init__()
+        self.hidden, self.batch_norm, self.n_members = list(hidden), bool(batch_norm), len(seeds)
         gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
         layers: list[nn.Module] = []
         width = n_in
@@ -133,4 +134,25 @@ class BatchedMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.reshape(x.shape[0], x.shape[1], -1).float())
 
+    def layers(self) -> list[BatchedLinear]:
+        """The linear layers in order, each with ``.norm``: the batch norm that follows it (or None)."""
+        mods = list(self.net)
+        out = []
+        for k, m in enumerate(mods):
+            if isinstance(m, BatchedLinear):
+                nxt = mods[k + 1] if k + 1 < len(mods) else None
+                m.norm = nxt if isinstance(nxt, BatchedBatchNorm) else None
+                out.append(m)
+        return out
 
+    @staticmethod
+    def fused_epoch(models, data, objective, opt, beta, factors, cfg, want_div, perms):
+        """A whole epoch in the compiled kernel (see fused.py), or None to use the generic loop."""
+        from .fused import fused_epoch
+        return fused_epoch(models, data, objective, opt, beta, factors, cfg, want_div, perms)
+
+    @staticmethod
+    def fused_predict(models, xs, n_members, member_data, device):
+        """Eval-mode outputs on a whole split from the compiled kernel, or None for the generic path."""
+        from .fused import fused_predict
+        return fused_predict(models, xs, n_members, member_data, device)
