@@ -27,7 +27,7 @@ test: setup
 
 # Long reproductions: the paper tables and every test marked slow.
 repro: setup
-	$(USABLE) run --config configs/rine-table-a5.toml --store results/repro.zarr
+	$(USABLE) run --config rine-table-a5 --store results/repro.zarr
 	$(PY) -m pytest -q -m slow --timeout=3600
 
 bench: setup

@@ -6,11 +6,11 @@ import xarray as xr
 from click.testing import CliRunner
 
 import usable
-from usable.cli import cli
+from usable.cli import make_cli
 
 
 def _run(args):
-    r = CliRunner().invoke(cli, args, catch_exceptions=False)
+    r = CliRunner().invoke(make_cli(), args, catch_exceptions=False)
     assert r.exit_code == 0, r.output
     return r.output
 

@@ -96,13 +96,16 @@ def _fit_layers(feats: dict[int, torch.Tensor], y: torch.Tensor, n_classes: int,
     return res, res.to_dataset().cross_entropy.isel(dataset=0, seed=0, beta=0).values
 
 
-def measure(net: Network, feats: dict[str, dict[int, torch.Tensor]], ys: dict[str, torch.Tensor],
+def measure(net: Network | None, feats: dict[str, dict[int, torch.Tensor]], ys: dict[str, torch.Tensor],
             n_classes: int, *, config: FitConfig | None = None, seed: int = 0, bn_mode: str = "batch",
-            minimality: bool = True, warm: dict[str, list[nn.Module]] | None = None) -> DIBResult:
+            minimality: bool = True, warm: dict[str, list[nn.Module]] | None = None,
+            decoders: dict[int, Any] | None = None) -> DIBResult:
     """Sufficiency and minimality for the layers in ``feats[split]`` (dict layer -> h^l).
 
     ``warm``: fitted decoder ensembles from an earlier call (keys ``sufficiency_train`` ...),
-    continued instead of re-initialised.
+    continued instead of re-initialised. ``decoders``: the decoder family of each layer (dict
+    layer -> decoder object with ``build(in_shape, n_out)``, e.g. probe heads for a network that
+    is not a chain of blocks); default: fresh copies of ``net``'s own suffix (``SuffixDecoder``).
     """
     cfg = config or decoder_config()
     layers = sorted(feats["train"])
@@ -117,10 +120,11 @@ def measure(net: Network, feats: dict[str, dict[int, torch.Tensor]], ys: dict[st
     mini_d = np.full((L, S, nd_max), np.nan)
     h_d = np.full((S, nd_max), np.nan)
     models, epochs = {}, {}
+    decs = ([decoders[l] for l in layers] if decoders is not None
+            else [SuffixDecoder(net, l, bn_mode) for l in layers])
     for k, s in enumerate(SPLITS):
         f, y = feats[s], ys[s]
         h_y[k] = entropy_bits(y.numpy())
-        decs = [SuffixDecoder(net, l, bn_mode) for l in layers]
         key = f"sufficiency_{s}"
         res, ce[:, k] = _fit_layers(f, y, n_classes, decs, cfg, seed, warm.get(key))
         suff[:, k] = h_y[k] - ce[:, k]
