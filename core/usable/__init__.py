@@ -16,7 +16,7 @@ _EXPORTS = {
     "registry": ["create", "list_names", "get_entry", "get_manager", "plugin"],
     "runspec": ["FitConfig", "RunSpec", "load_config", "parse_seeds", "parse_betas"],
     "data": ["SourceData", "Split", "combine", "with_classes", "train_test_split_indices"],
-    "ensemble": ["Network", "ModuleEnsemble", "Memberwise", "make_ensemble", "member_seed", "reset_parameters",
+    "ensemble": ["Network", "ModuleEnsemble", "VmapEnsemble", "Memberwise", "make_ensemble", "member_seed", "reset_parameters",
                  "strip_hooks"],
     "loop": ["fit", "evaluate", "predict", "combine_divergence", "resolve_device", "Objective", "LoopState"],
     "result": ["FitResult", "Members"],

@@ -115,6 +115,9 @@ def environment_attrs() -> dict[str, Any]:
 def run_metric(run: RunSpec | RunContext):
     """Compute the run's metric and stamp the result with its provenance."""
     import xarray as xr
+
+    from .xrcompat import install
+    install()
     ctx = run if isinstance(run, RunContext) else RunContext(run)
     entry = get_entry("metrics", ctx.metric.name)
     start = now_iso()

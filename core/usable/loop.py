@@ -32,6 +32,7 @@ from .info import LOG2E
 from .progressbar import progress
 from .result import FitResult, Members
 from .runspec import DIVERGENCE_FORMS, FitConfig
+from .threads import choose_threads, step_macs
 
 HEAD_REDUCTIONS = ("mean", "sum")
 # Sources up to this size (all members together) are re-ordered once per epoch (see TrainData).
@@ -410,8 +411,6 @@ def fit(data: SourceData | Sequence[SourceData], decoders, *, divergence: Callab
     decoders = list(decoders) if isinstance(decoders, (list, tuple)) else [decoders] * n
     if len(decoders) != n:
         raise SpecError(f"{len(decoders)} decoders given for {n} sources")
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
     device = resolve_device(cfg.device)
     heads = first.train.y.shape[1] if (first.target == "classes" and first.train.y.ndim == 2) else None
     K = first.n_classes or 0
@@ -419,7 +418,8 @@ def fit(data: SourceData | Sequence[SourceData], decoders, *, divergence: Callab
     objective.setup(E, device)
     n_out = (heads or 1) * K if first.target == "classes" else 1
     if models is None:
-        models = [make_ensemble(dec, first.in_shape(i), n_out, members.column("seed"), salt=i).to(device)
+        vmap = cfg.ensemble == "vmap" or (cfg.ensemble == "auto" and device.type == "cuda")
+        models = [make_ensemble(dec, first.in_shape(i), n_out, members.column("seed"), salt=i, vmap=vmap).to(device)
                   for i, dec in enumerate(decoders)]
     models = list(models)
     params = [p for m in models for p in m.parameters()] + objective.parameters()
@@ -440,31 +440,38 @@ def fit(data: SourceData | Sequence[SourceData], decoders, *, divergence: Callab
     def held_out(with_divergence=False):
         return evaluate(models, test_xs, test_y, objective, E, cfg.eval_batch_size, device, member_data, with_divergence)
 
-    hist = {k: [] for k in ("train_loss", "train_ce", "train_divergence", "beta", "test_ce")}
-    bar = progress(range(cfg.epochs), desc=desc, enabled=cfg.progress)
-    for epoch in bar:
-        state.epoch = epoch
-        sums = train_epoch(state, train, opt, beta, factor, cfg, want_div, batch_cbs)
-        if not bool(torch.isfinite(sums[0]).all()):
-            raise DataError(f"training diverged in epoch {epoch + 1}: the loss is NaN or infinite. Lower the "
-                            f"learning rate (--lr {cfg.lr:g}) or β, or check the inputs' scale.")
-        opt.decay()
-        for key, row in zip(("train_loss", "train_divergence", "beta"), sums[:3]):
-            hist[key].append(row.numpy())
-        hist["train_ce"].append((sums[3:].T * LOG2E).numpy())
-        if cfg.eval_every and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs - 1):
-            hist["test_ce"].append((-held_out()[0].double().reshape(E, n, -1).mean(dim=2)).numpy())
-        else:
-            hist["test_ce"].append(np.full((E, n), np.nan))
-        bar.set_postfix(loss=f"{float(sums[0].mean()):.4f}")
-        state.epoch_loss = sums[0].numpy()
-        stop = any(cb.on_epoch_end(state) == "stop" for cb in epoch_cbs)
-        if stop or (cfg.stop_loss is not None and float(sums[0].max()) <= cfg.stop_loss):
-            break
-    bar.close()
-    test_logp, test_div = held_out(with_divergence=True)
-    if test_div is None:
-        test_div = torch.zeros(E, *test_logp.shape[3:])
+    samples = [x[0] if train.G == 1 else x[0, 0] for x in train.xs]  # one input per source
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(int(cfg.threads) if cfg.threads else
+                          choose_threads(step_macs(models, samples, E, train.B), device, threads_before))
+    try:
+        hist = {k: [] for k in ("train_loss", "train_ce", "train_divergence", "beta", "test_ce")}
+        bar = progress(range(cfg.epochs), desc=desc, enabled=cfg.progress)
+        for epoch in bar:
+            state.epoch = epoch
+            sums = train_epoch(state, train, opt, beta, factor, cfg, want_div, batch_cbs)
+            if not bool(torch.isfinite(sums[0]).all()):
+                raise DataError(f"training diverged in epoch {epoch + 1}: the loss is NaN or infinite. Lower the "
+                                f"learning rate (--lr {cfg.lr:g}) or β, or check the inputs' scale.")
+            opt.decay()
+            for key, row in zip(("train_loss", "train_divergence", "beta"), sums[:3]):
+                hist[key].append(row.numpy())
+            hist["train_ce"].append((sums[3:].T * LOG2E).numpy())
+            if cfg.eval_every and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs - 1):
+                hist["test_ce"].append((-held_out()[0].double().reshape(E, n, -1).mean(dim=2)).numpy())
+            else:
+                hist["test_ce"].append(np.full((E, n), np.nan))
+            bar.set_postfix(loss=f"{float(sums[0].mean()):.4f}")
+            state.epoch_loss = sums[0].numpy()
+            stop = any(cb.on_epoch_end(state) == "stop" for cb in epoch_cbs)
+            if stop or (cfg.stop_loss is not None and float(sums[0].max()) <= cfg.stop_loss):
+                break
+        bar.close()
+        test_logp, test_div = held_out(with_divergence=True)
+        if test_div is None:
+            test_div = torch.zeros(E, *test_logp.shape[3:])
+    finally:
+        torch.set_num_threads(threads_before)
     return FitResult(members, list(first.names), test_logp, test_div.double().numpy(),
                      {k: np.stack(v) for k, v in hist.items()}, models,
                      None if getattr(objective, "log_sigma", None) is None else objective.log_sigma.detach().cpu(),

@@ -43,6 +43,9 @@ class FitConfig:
     stop_loss: Optional[float] = setting(None, "stop once every member's epoch training loss is <= this")
     device: str = setting("auto", "auto | cpu | cuda[:k]", runtime=True)
     threads: Optional[int] = setting(None, "torch threads (default: chosen from the work)", runtime=True, minimum=1)
+    ensemble: Literal["auto", "vmap", "loop"] = setting(
+        "auto", "members of decoders without a native ensemble: one vmapped call (vmap) or one by one "
+        "(loop); auto: vmap on GPUs", runtime=True)
     eval_batch_size: int = setting(4096, "batch size of evaluation passes", runtime=True, minimum=1)
     progress: bool = setting(True, "show progress", runtime=True)
 

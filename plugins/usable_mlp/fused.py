@@ -144,7 +144,11 @@ def fused_predict(models, xs, n_members, member_data, device):
 def fused_epoch(models, data, objective, opt, beta, factors, cfg, want_div, perms):
     """Train one epoch of every member with the kernel; (3 + S, E) float64 sums, or None when the
     kernel does not cover this fit (then the caller runs the generic path)."""
-    if not enabled() or objective.target != "classes" or objective.heads or objective.head_reduction != "mean":
+    from usable import Objective
+    # the kernel implements the default objective exactly; another (a critic's bound) is not covered
+    if not enabled() or type(objective) is not Objective:
+        return None
+    if objective.target != "classes" or objective.heads or objective.head_reduction != "mean":
         return None
     if opt.flat is None or cfg.optimizer not in OPTIMIZERS or data.device.type != "cpu":
         return None
