@@ -20,7 +20,7 @@ import secrets
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from .errors import StoreError
 
@@ -138,40 +138,41 @@ class Results:
             raise StoreError(f"{self.path} holds no {metric + ' ' if metric else ''}runs")
         return max(runs)[1]
 
-    def to_dataframe(self, values: bool = True, runs: list[str] | None = None):
-        """One row per run: its settings flattened into columns (metric, sources, decoder, ...,
-        betas, seeds, every training setting) and, with ``values``, each headline variable's mean
-        over seeds and its sd (one column per remaining coordinate, ``var[beta=15]`` and
-        ``var[beta=15] sd``, for up to 8 coordinates)."""
-        import pandas as pd
-        rows = []
-        for r in self.runs if runs is None else runs:
+    def to_dataframe(self, where: str | Sequence[str] = (), *, values: bool = True):
+        """One row per run (those passing ``where``, as ``usable results ls --where``): its settings
+        flattened into columns and, with ``values``, each headline value's mean over seeds and sd.
+        The columns of ``usable results ls STORE --json``; see ``query_runs``."""
+        return query_runs([self], where, values)
+
+    def rows(self, runs: Sequence[str] | None = None, values: bool = True) -> list[dict[str, Any]]:
+        """The table's rows for ``runs`` (default all); a damaged run gives a row saying so."""
+        return [self._row(r, values) for r in (self.runs if runs is None else runs)]
+
+    def _row(self, run_id: str, values: bool) -> dict[str, Any]:
+        try:
+            a = self.attrs(run_id)
+        except StoreError as exc:  # one damaged run must not hide the others
+            return {"store": str(self.path), "run": run_id, "kind": "unreadable", "metric": str(exc)}
+        sources = list(a.get("sources", []) or [])
+        row = {"store": str(self.path), "run": run_id, "kind": a.get("kind", "run"), "metric": a.get("metric", "?"),
+               "sources": " ".join(sources), **{f"source{i + 1}": s for i, s in enumerate(sources)},
+               **{k: a.get(k, "") for k in ("decoder", "divergence", "schedule", "betas", "seeds")}}
+        try:
+            row.update(json.loads(a.get("fit", "{}")))
+        except ValueError:
+            pass
+        row["end_time"] = a.get("end_time", "")
+        if values:
             try:
-                a = self.attrs(r)
-            except StoreError as exc:  # one damaged run must not hide the others
-                rows.append({"store": str(self.path), "run": r, "kind": "unreadable", "metric": str(exc)})
-                continue
-            row = {"store": str(self.path), "run": r, "kind": a.get("kind", "run"), "metric": a.get("metric", "?"),
-                   "sources": " ".join(a.get("sources", []) or []), **{k: a.get(k, "") for k in
-                   ("decoder", "divergence", "schedule", "betas", "seeds")}}
-            try:
-                row.update(json.loads(a.get("fit", "{}")))
-            except ValueError:
-                pass
-            row["end_time"] = a.get("end_time", "")
-            if values:
-                try:
-                    row.update(_headline_values(self[r]))
-                except Exception as exc:  # a damaged array: say so in the row, list the rest
-                    row["kind"], row["metric"] = "unreadable", f"{row['metric']} ({type(exc).__name__}: {exc})"
-            rows.append(row)
-        return pd.DataFrame(rows)
+                row.update(_headline_values(self[run_id]))
+            except Exception as exc:  # a damaged array: say so in the row, list the rest
+                row["kind"], row["metric"] = "unreadable", f"{row['metric']} ({type(exc).__name__}: {exc})"
+        return row
 
     def table(self):
         """The runs with their metric and specs (``to_dataframe`` without the values)."""
         cols = ["run", "metric", "sources", "decoder", "divergence", "kind", "end_time"]
-        df = self.to_dataframe(values=False)
-        return df[cols] if not df.empty else df.reindex(columns=cols)
+        return self.to_dataframe(values=False)[cols]
 
     # ------------------------------------------------------------------------ crash-safe writes
     @contextlib.contextmanager
@@ -260,20 +261,67 @@ class Results:
         return f"Results({str(self.path)!r}, runs={self.runs})"
 
 
+# Columns of ``summarise`` that describe a value rather than locate it: each becomes a column
+# ``"var[dim=x] STAT"`` beside the mean (ci_*: a stored held-out interval, where a metric has one).
+VALUE_STATS = ("sd", "ci_low", "ci_high")
+
+
 def _headline_values(ds) -> dict[str, float]:
-    """Each headline variable's mean over seeds (and its sd) as ``{"var[dim=x]": mean, "var[dim=x] sd": sd}``."""
+    """Each headline variable's mean over seeds as ``{"var[dim=x]": mean}``, with ``"var[dim=x] sd"``
+    (and ``ci_low``/``ci_high``) beside it where known, for up to 8 coordinates per variable."""
     from .table import summarise
     df = summarise(ds)
-    coords = [c for c in df.columns if c not in ("variable", "mean", "sd", "units") and not c.startswith("n_")]
+    coords = [c for c in df.columns if c not in ("variable", "mean", "units", *VALUE_STATS) and not c.startswith("n_")]
     out: dict[str, float] = {}
     for v, rows in df.groupby("variable", sort=False):
         for _, row in rows.head(8).iterrows():
             key = ",".join(f"{c}={row[c]}" for c in coords if str(row[c]) != "nan")
             name = f"{v}[{key}]" if key else v
             out[name] = float(row["mean"])
-            if row["sd"] == row["sd"]:  # not NaN: several seeds
-                out[f"{name} sd"] = float(row["sd"])
+            for stat in VALUE_STATS:
+                if stat in row and row[stat] == row[stat]:  # not NaN: e.g. an sd needs several seeds
+                    out[f"{name} {stat}"] = float(row[stat])
     return out
+
+
+def settings_columns(frame_columns) -> list[str]:
+    """The table's settings columns in order: where and what, then every training setting."""
+    from .runspec import FitConfig
+    sources = sorted((c for c in frame_columns if re.fullmatch(r"source\d+", str(c))), key=lambda c: int(c[6:]))
+    return ["store", "run", "kind", "metric", "sources", *sources, "decoder", "divergence", "schedule", "betas",
+            "seeds", *FitConfig.__dataclass_fields__, "end_time"]
+
+
+def _frame(rows: list[dict[str, Any]]):
+    """Rows as a DataFrame with the settings columns first (all of them, even for no rows)."""
+    import pandas as pd
+    df = pd.DataFrame(rows)
+    settings = settings_columns(df.columns)
+    return df.reindex(columns=settings + [c for c in df.columns if c not in settings])
+
+
+def query_runs(stores, where: str | Sequence[str] = (), values: bool = True):
+    """The runs of one or more stores (paths or Results) passing every ``where`` condition
+    (``"metric=rine"``, ``"beta>=5"``, ``"decoder~mlp*"``; see ``usable.query``), as one pandas
+    DataFrame: one row per run, its settings and each headline value's mean and sd over seeds.
+
+    Settings filters run first, so headline values are read only for runs that can still match;
+    value columns that no remaining run has are left out."""
+    from .query import apply_where, parse_where
+    stores = [s if isinstance(s, Results) else Results(s)
+              for s in ([stores] if isinstance(stores, (str, os.PathLike, Results)) else stores)]
+    conditions = [parse_where(w) for w in ([where] if isinstance(where, str) else where)]  # one condition alone
+    df = _frame([row for s in stores for row in s.rows(values=False)])
+    now = [c for c in conditions if c.column in df.columns]
+    df = apply_where(df, now)
+    if values and not df.empty:
+        by_store = {str(s.path): s for s in stores}
+        df = _frame([row for path, runs in df.groupby("store", sort=False)["run"]
+                     for row in by_store[path].rows(list(runs), values=True)])
+    df = apply_where(df, [c for c in conditions if c not in now])
+    settings = settings_columns(df.columns)
+    empty = [c for c in df.columns if c not in settings and df[c].isna().all()]
+    return df.drop(columns=empty)
 
 
 def new_run_id(prefix: str) -> str:

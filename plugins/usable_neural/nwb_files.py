@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from usable import DataError
+from usable import DataError, require
 
 from .assemble import build_source_data, session_name
 from .recording import Recording, trial_features
@@ -41,7 +41,7 @@ def _unit_columns(units) -> dict[str, np.ndarray]:
 
 def read_recording(path: str | Path) -> Recording:
     """Load the trials table and units table (spike times + other unit columns) of one NWB file."""
-    from pynwb import NWBHDF5IO
+    NWBHDF5IO = require("pynwb", extra="neural", what="source nwb").NWBHDF5IO
 
     path = Path(path)
     if not path.exists():

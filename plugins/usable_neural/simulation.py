@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from usable import DataError
+from usable import DataError, require
 
 from .assemble import build_source_data
 from .recording import Recording, trial_features
@@ -132,7 +132,8 @@ def centre_out_source(*, n_trials, targets, units, areas, window, m1_tuning, del
 
 def write_nwb(rec: Recording, path: str | Path, description: str = "simulated delayed centre-out task") -> Path:
     """Save a Recording as an NWB file (trials table + units table with a location column)."""
-    from pynwb import NWBFile, NWBHDF5IO
+    pynwb = require("pynwb", extra="neural", what="writing NWB files")
+    NWBFile, NWBHDF5IO = pynwb.NWBFile, pynwb.NWBHDF5IO
 
     nwb = NWBFile(session_description=description, identifier=f"usable-{rec.name}",
                   session_start_time=datetime(2000, 1, 1, tzinfo=timezone.utc))

@@ -64,15 +64,21 @@ def register_commands(cli):
 
     @group.command("ls")
     @click.argument("paths", nargs=-1, required=True)
-    @click.option("--where", "-w", multiple=True, help="filter: metric=rine, beta>=5, lr<0.1, decoder!=mlp (repeatable)")
+    @click.option("--where", "-w", multiple=True, help="filter: metric=rine, 'beta>=5', lr<0.1, decoder!=mlp, "
+                  "sources~pid:*xor* (operators = != < <= > >= ~; repeatable, all must hold)")
     @click.option("--values/--no-values", default=True, help="headline values (mean and sd over seeds) as columns")
-    @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+    @click.option("--json", "as_json", is_flag=True, help="every column, one JSON object per run")
     def results_ls(paths, where, values, as_json):
-        """List the runs of one or more stores: settings and headline values, one row per run."""
-        import pandas as pd
+        """List the runs of one or more stores: settings and headline values, one row per run.
 
-        from .query import compact, select_runs
-        df = select_runs(paths, where, values)
+        \b
+        Example:
+          usable results ls a.zarr b.zarr --where metric=rine --where 'beta>=5' --json
+        """
+        from usable import query_runs
+
+        from .query import compact
+        df = query_runs(paths, where, values)
         if as_json:
             click.echo(df.to_json(orient="records", indent=2))
         elif df.empty:
@@ -134,21 +140,33 @@ def register_commands(cli):
     @click.argument("path")
     @click.argument("run", required=False)
     @click.option("--out", "-o", help="PNG file [STORE-RUN.png beside the store]")
-    @click.option("--kind", "plot_kind", help="which plot, where the metric offers several")
+    @click.option("--kind", "plot_kind", help="summary (the result against β/sources, references, flags), all (every "
+                  "headline variable, a wrapped grid), heatmap (two-dim results, a panel per β), training (per-epoch "
+                  "curves); or a kind of the metric's own plot (track: nc1, gap, equisep, dib, plane, curves) "
+                  "[the metric's own plot where it has one, else heatmap for pair matrices, else summary]")
     @click.option("--sel", multiple=True, help="dim=value selection (repeatable)")
-    def results_plot(path, run, out, plot_kind, sel):
-        """Plot a run (the metric's own plot where it has one) to a PNG."""
-        from .plots import plot_generic, plot_run
+    @click.option("--var", "variables", multiple=True, help="variable to draw instead of the kind's default (repeatable)")
+    @click.option("--col-wrap", type=click.IntRange(1, 8), help="panels per row [balanced, at most 3]")
+    @click.option("--dpi", type=click.IntRange(50, 600), default=120, show_default=True, help="resolution of the PNG")
+    @click.option("--caption/--no-caption", default=True, show_default=True,
+                  help="a line of run details (metric, sources, decoder, β, seeds, epochs) under the plot")
+    def results_plot(path, run, out, plot_kind, sel, variables, col_wrap, dpi, caption):
+        """Plot a run to a PNG: mean over seeds with error bars (seed sd, or the run's stored
+        interval), ground truth and paper numbers where the run knows them, flagged values marked."""
+        from .plots import GENERIC_KINDS, plot_generic, plot_run
         _, run, ds = _open(path, run)
         ds = _select(ds, sel)
         out = out or str(Path(path).with_suffix("")) + f"-{run}.png"
+        options = dict(variables=list(variables), col_wrap=col_wrap, dpi=dpi, caption=caption)
         try:
-            written = plot_run(ds, out, kind=plot_kind)
+            written = plot_run(ds, out, kind=plot_kind, **options)
+        except UserError:
+            raise
         except Exception as exc:
             if "status" not in ds:
                 raise
             # a metric's own plot may not expect the grid dims of a sweep: fall back to the generic one
             click.echo(f"the metric's plot failed on this sweep ({exc}); using the generic plot", err=True)
-            written = plot_generic(ds, out)
+            written = plot_generic(ds, out, plot_kind if plot_kind in GENERIC_KINDS else None, **options)
         for w in written if isinstance(written, list) else [written]:
             click.echo(f"wrote {w}")

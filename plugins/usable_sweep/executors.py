@@ -7,7 +7,7 @@ import contextlib
 from concurrent.futures import Executor, Future
 from typing import Iterator
 
-from usable import SpecError
+from usable import SpecError, require
 
 from .worker import warm_up
 
@@ -33,7 +33,8 @@ def open_executor(kind: str, workers: int, scheduler: str | None, echo) -> Itera
         warm_up()
         yield SerialExecutor(), "serial (this process)", 1
         return
-    from distributed import Client, LocalCluster
+    distributed = require("distributed", extra="sweep", what="usable sweep --executor dask")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
     cluster = None
     if scheduler:
         client = Client(scheduler)

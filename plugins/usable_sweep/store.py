@@ -27,7 +27,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from usable import ZARR_FORMAT, Results, SpecError, StoreError, clean_attrs, quiet_zarr
+from usable import ZARR_FORMAT, Results, SpecError, StoreError, clean_attrs, quiet_zarr, require
 
 from .grid import Axis
 
@@ -251,7 +251,7 @@ def template(axes: Sequence[Axis], cell: xr.Dataset | None, lazy: bool = False) 
     (chunks of one cell) that ``to_zarr(compute=False)`` stores as metadata only."""
     full = np.full
     if lazy:
-        import dask.array as dsk
+        dsk = require("dask.array", extra="sweep", what="usable sweep")
 
         def full(shape, value, dtype=None):
             grid = len(axes)

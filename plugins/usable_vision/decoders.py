@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from usable import Network, SpecError
+from usable import Network, SpecError, require
 
 
 def _image_shape(in_shape, who: str) -> tuple[int, int, int]:
@@ -138,7 +138,7 @@ class _TimmPart(nn.Module):
 
 class Timm:
     def __init__(self, model: str, drop_rate: float = 0.0, img_size: str = "auto"):
-        import timm
+        timm = require("timm", extra="vision", what="decoder timm")
         if not timm.is_model(model):
             close = timm.list_models(f"*{model}*")[:8]
             hint = f" Close names: {', '.join(close)}." if close else ""
@@ -147,7 +147,7 @@ class Timm:
         self.model, self.drop_rate, self.img_size = model, float(drop_rate), img_size
 
     def _create(self, c, h, w, n_out):
-        import timm
+        timm = require("timm", extra="vision", what="decoder timm")
         kw = dict(pretrained=False, num_classes=n_out, in_chans=c, drop_rate=self.drop_rate)
         if self.img_size == "true" or (self.img_size == "auto" and h * w > 0):
             try:  # vision transformers take the image size; convolutional models refuse the keyword
