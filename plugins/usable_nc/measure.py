@@ -73,16 +73,18 @@ def resolve_layers(model: nn.Module, layers: Sequence[str] | None = None) -> dic
 
 
 def _batches(data, batch_size: int):
-    """(x, y) tensors sliced into batches, or a re-iterable loader of (x, y) batches."""
+    """(x, y) tensors sliced into batches, or a re-iterable loader of (x, y) batches: a function
+    returning a fresh iterator, and the number of batches (None if the loader has no length)."""
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(torch.is_tensor(t) for t in data):
         x, y = data
         if x.shape[0] != y.shape[0]:
             raise NCStateError(f"{x.shape[0]} inputs but {y.shape[0]} labels")
-        return lambda: ((x[s:s + batch_size], y[s:s + batch_size]) for s in range(0, x.shape[0], batch_size))
+        starts = range(0, x.shape[0], batch_size)
+        return (lambda: ((x[s:s + batch_size], y[s:s + batch_size]) for s in starts)), len(starts)
     if iter(data) is data:
         raise NCStateError("data is a one-shot iterator; neural collapse reads the data twice, so pass "
                            "(x, y) tensors or a re-iterable loader (e.g. a torch DataLoader)")
-    return lambda: iter(data)
+    return (lambda: iter(data)), (len(data) if hasattr(data, "__len__") else None)
 
 
 def _first_tensor(out):
@@ -163,7 +165,7 @@ def measure_layers(model: nn.Module, data, layers: Sequence[str] | None = None, 
     if device is not None:
         model.to(device)
     dev = next((p.device for p in model.parameters()), torch.device("cpu"))
-    batches = _batches(data, batch_size)
+    batches, n_batches = _batches(data, batch_size)
     tap = LayerTap(model, layers, n_classes)
     weight, bias = classifier if classifier is not None else (
         (tap.clf.weight, tap.clf.bias) if tap.clf is not None else (None, None))
@@ -172,7 +174,8 @@ def measure_layers(model: nn.Module, data, layers: Sequence[str] | None = None, 
     model.eval()
     try:
         for pass_no in ((2,) if pass1_states is not None else (1, 2)):
-            for xb, yb in progress_bar(batches(), desc=f"{desc} pass {pass_no}", enabled=progress):
+            for xb, yb in progress_bar(batches(), desc=f"{desc} pass {pass_no}", enabled=progress, total=n_batches,
+                                       unit="batch"):
                 tap.captured.clear()
                 out = model(xb.to(dev))
                 yb = yb.to(dev)
