@@ -86,26 +86,45 @@ class DIBResult:
 
 
 def _fit_layers(feats: dict[int, torch.Tensor], y: torch.Tensor, n_classes: int, decoders, cfg: FitConfig,
-                seed: int, warm: list[nn.Module] | None):
+                seed: int, warm: list[nn.Module] | None, desc: str = "dib"):
     """One decoder per layer, fitted and evaluated on the same split (the thesis's in-sample CE):
     returns the fit and each layer's cross-entropy in bits ((layer,) or (layer, head))."""
     layers = list(feats)
     split = Split([feats[l] for l in layers], y)
     data = SourceData(split, split, [f"h{l}" for l in layers], "classes", n_classes)
-    res = fit(data, decoders, betas=[0.0], seeds=[seed], config=cfg, models=warm, desc="dib")
+    res = fit(data, decoders, betas=[0.0], seeds=[seed], config=cfg, models=warm, desc=desc)
     return res, res.to_dataset().cross_entropy.isel(dataset=0, seed=0, beta=0).values
+
+
+def layers_text(layers: Sequence[int]) -> str:
+    """'0-4' for a run of consecutive layers, else '0+2+3' (the spec grammar's own forms)."""
+    ls = sorted(int(l) for l in layers)
+    if len(ls) > 2 and ls == list(range(ls[0], ls[-1] + 1)):
+        return f"{ls[0]}-{ls[-1]}"
+    return "+".join(map(str, ls))
+
+
+def _fit_labels(desc: str, layers: Sequence[int], minimality: bool, digits: dict[str, torch.Tensor]) -> dict[str, str]:
+    """Progress description of every decoder fit, numbered in the order they run: the fits of one
+    measurement take minutes in all (each trains every layer's decoder at once), so a log says
+    which of them is running."""
+    keys = [f"{q}_{s}" for s in SPLITS for q in ("sufficiency", "minimality")
+            if q == "sufficiency" or (minimality and digits[s].shape[1] > 0)]
+    return {k: f"{desc}: decoders {i}/{len(keys)} ({k.replace('_', ', ')} split, layers {layers_text(layers)})"
+            for i, k in enumerate(keys, 1)}
 
 
 def measure(net: Network | None, feats: dict[str, dict[int, torch.Tensor]], ys: dict[str, torch.Tensor],
             n_classes: int, *, config: FitConfig | None = None, seed: int = 0, bn_mode: str = "batch",
             minimality: bool = True, warm: dict[str, list[nn.Module]] | None = None,
-            decoders: dict[int, Any] | None = None) -> DIBResult:
+            decoders: dict[int, Any] | None = None, desc: str = "dib") -> DIBResult:
     """Sufficiency and minimality for the layers in ``feats[split]`` (dict layer -> h^l).
 
     ``warm``: fitted decoder ensembles from an earlier call (keys ``sufficiency_train`` ...),
     continued instead of re-initialised. ``decoders``: the decoder family of each layer (dict
     layer -> decoder object with ``build(in_shape, n_out)``, e.g. probe heads for a network that
     is not a chain of blocks); default: fresh copies of ``net``'s own suffix (``SuffixDecoder``).
+    ``desc`` begins the progress descriptions (shown when ``config.progress`` is on).
     """
     cfg = config or decoder_config()
     layers = sorted(feats["train"])
@@ -122,11 +141,12 @@ def measure(net: Network | None, feats: dict[str, dict[int, torch.Tensor]], ys: 
     models, epochs = {}, {}
     decs = ([decoders[l] for l in layers] if decoders is not None
             else [SuffixDecoder(net, l, bn_mode) for l in layers])
+    labels = _fit_labels(desc, layers, minimality, digits)
     for k, s in enumerate(SPLITS):
         f, y = feats[s], ys[s]
         h_y[k] = entropy_bits(y.numpy())
         key = f"sufficiency_{s}"
-        res, ce[:, k] = _fit_layers(f, y, n_classes, decs, cfg, seed, warm.get(key))
+        res, ce[:, k] = _fit_layers(f, y, n_classes, decs, cfg, seed, warm.get(key), labels[key])
         suff[:, k] = h_y[k] - ce[:, k]
         models[key], epochs[key] = res.models, res.epochs_run
         if s == "train":
@@ -136,7 +156,7 @@ def measure(net: Network | None, feats: dict[str, dict[int, torch.Tensor]], ys: 
             nd = dg.shape[1]
             h_d[k, :nd] = digit_entropies(dg)
             key = f"minimality_{s}"
-            res, ce_d = _fit_layers(f, dg, n_classes, decs, cfg, seed, warm.get(key))  # (layer, digit)
+            res, ce_d = _fit_layers(f, dg, n_classes, decs, cfg, seed, warm.get(key), labels[key])  # (layer, digit)
             mini_d[:, k, :nd] = h_d[k, :nd][None, :] - ce_d
             # V-information is >= 0: a decoder can always ignore h; capped per digit
             mini[:, k] = np.clip(mini_d[:, k, :nd], 0.0, None).mean(axis=1)

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 import xarray as xr
 
-from usable import DataError, FitConfig, SourceData, SpecError, fit, load_networks, make_ensemble
+from usable import DataError, FitConfig, SourceData, SpecError, fit, load_networks, make_ensemble, progress
 
-from .estimator import SPLITS, decoder_config, measure
+from .estimator import SPLITS, decoder_config, layers_text, measure
 from .evaluation import classifier_for, loss_accuracy, nc_layer
 from .features import as_network, layer_features, set_bn_mode
 from .network import NetworkDecoder, parse_layers
@@ -39,10 +39,11 @@ def _check_classes(data: SourceData, who: str) -> None:
 
 def measure_network(net, data: SourceData, layers: list[int], *, dec_cfg: FitConfig, bn_mode: str,
                     seed: int, minimality: bool = True, nc: bool = True, warm=None,
-                    memory_limit_mb: float = 2048.0, eval_batch_size: int = 1024):
+                    memory_limit_mb: float = 2048.0, eval_batch_size: int = 1024, desc: str = "dib"):
     """Everything measured at one moment of training, as (layer, split) arrays, plus the fitted
     decoders (for warm starts). Features are computed once per split and shared by NC, the
-    sufficiency decoders and the minimality decoders."""
+    sufficiency decoders and the minimality decoders. ``desc`` begins the progress descriptions
+    (shown when ``dec_cfg.progress`` is on)."""
     C = int(data.n_classes)
     xs = {"train": data.train.xs[0], "test": data.test.xs[0]}
     ys = {"train": data.train.y, "test": data.test.y}
@@ -55,20 +56,29 @@ def measure_network(net, data: SourceData, layers: list[int], *, dec_cfg: FitCon
         out.setdefault("loss", np.zeros(len(SPLITS)))[k] = loss
         out.setdefault("accuracy", np.zeros(len(SPLITS)))[k] = acc
     if nc:
-        L = len(net.layer_names)
-        nc_vals: dict[str, np.ndarray] = {}
-        for k, s in enumerate(SPLITS):
-            for j, l in enumerate(layers):
-                h = feats[s][l]
-                D = int(np.prod(h.shape[1:]))
-                cls = classifier_for(net, D) if l == L - 1 else None
-                for key, v in nc_layer(h.reshape(h.shape[0], -1), ys[s], C, logits[s], cls).items():
-                    nc_vals.setdefault(key, np.full((len(layers), len(SPLITS)), np.nan))[j, k] = v
-        out["nc"] = nc_vals
+        out["nc"] = _nc_per_layer(net, feats, ys, logits, layers, C, f"{desc}: neural collapse", dec_cfg.progress)
     res = measure(net, feats, ys, C, config=dec_cfg, seed=seed, bn_mode=bn_mode, minimality=minimality,
-                  warm=warm)
+                  warm=warm, desc=desc)
     out["dib"] = res
     return out
+
+
+def _nc_per_layer(net, feats, ys, logits, layers: list[int], C: int, desc: str, show: bool) -> dict[str, np.ndarray]:
+    """Neural-collapse scalars of every cached layer on both splits, as (layer, split) arrays."""
+    L = len(net.layer_names)
+    nc_vals: dict[str, np.ndarray] = {}
+    bar = progress(total=len(SPLITS) * len(layers), desc=f"{desc}, layers {layers_text(layers)}", enabled=show,
+                   unit="layer")
+    for k, s in enumerate(SPLITS):
+        for j, l in enumerate(layers):
+            h = feats[s][l]
+            D = int(np.prod(h.shape[1:]))
+            cls = classifier_for(net, D) if l == L - 1 else None
+            for key, v in nc_layer(h.reshape(h.shape[0], -1), ys[s], C, logits[s], cls).items():
+                nc_vals.setdefault(key, np.full((len(layers), len(SPLITS)), np.nan))[j, k] = v
+            bar.update()
+    bar.close()
+    return nc_vals
 
 
 def _layer_name(blocks: list[str], l: int) -> str:
@@ -115,7 +125,8 @@ def _dec_cfg(ctx, dib_epochs: int, dib_lr: float, dib_stop_loss: float) -> FitCo
     fc = ctx.fit_config
     return decoder_config(epochs=int(dib_epochs), lr=float(dib_lr), batch_size=fc.batch_size,
                           stop_loss=None if dib_stop_loss <= 0 else float(dib_stop_loss),
-                          device=fc.device, threads=fc.threads, eval_batch_size=fc.eval_batch_size)
+                          device=fc.device, threads=fc.threads, eval_batch_size=fc.eval_batch_size,
+                          progress=fc.progress)
 
 
 # ------------------------------------------------------------------------------------ dib
@@ -146,7 +157,8 @@ def compute_dib(ctx, layers: str, dib_epochs: int, dib_lr: float, dib_stop_loss:
         seeds.append(seed)
         ls = parse_layers(layers, len(net.layer_names))
         m = measure_network(net, data, ls, dec_cfg=dec_cfg, bn_mode=bn_mode, seed=seed, minimality=minimality,
-                            nc=nc, memory_limit_mb=memory_limit_mb, eval_batch_size=ctx.fit_config.eval_batch_size)
+                            nc=nc, memory_limit_mb=memory_limit_mb, eval_batch_size=ctx.fit_config.eval_batch_size,
+                            desc=f"dib seed {seed}")
         per_seed.append(_dataset(m, ls, net.layer_names))
     ds = xr.concat(per_seed, dim="seed", data_vars="all", coords="minimal", compat="override",
                    combine_attrs="override").assign_coords(seed=seeds)
@@ -205,7 +217,8 @@ def compute_track(ctx, layers: str, dib_epochs: int, dib_lr: float, dib_stop_los
         layer_list = parse_layers(layers, len(net.layer_names))
         m = measure_network(net, data, layer_list, dec_cfg=dec_cfg, bn_mode=bn_mode, seed=seed,
                             minimality=minimality, nc=nc, warm=warm if warm_start else None,
-                            memory_limit_mb=memory_limit_mb, eval_batch_size=main_cfg.eval_batch_size)
+                            memory_limit_mb=memory_limit_mb, eval_batch_size=main_cfg.eval_batch_size,
+                            desc=f"track epoch {e}/{max_epochs}")
         warm = m["dib"].models
         ds = _dataset(m, layer_list, net.layer_names).expand_dims(epoch=[e])
         parts.append(ds)
