@@ -18,8 +18,8 @@ setup: $(STAMP)
 
 # RINE on the redundant-XOR task (true redundancy 1 bit), stored in results/demo.zarr.
 demo: setup
-	$(USABLE) run rine --source pid:task=rdnxor --beta 15 --seed 0 \
-	    --divergence l1:reduction=mean --threads 1 --store results/demo.zarr
+	$(USABLE) run rine --source pid:task=rdnxor --beta 50 --seed 0-2 \
+	    --threads 1 --store results/demo.zarr
 	$(USABLE) results ls results/demo.zarr
 
 test: setup

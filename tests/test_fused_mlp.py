@@ -102,7 +102,7 @@ def test_disabled_or_no_compiler_falls_back_to_eager(tmp_path):
     """USABLE_COMPILE=0 never builds the kernel; a missing compiler prints one notice and trains eagerly."""
     code = ("import usable, torch; d = usable.create('sources', 'digits:view=crops,width=5');"
             "r = usable.fit(d, usable.create('decoders', 'mlp'), divergence=usable.create('divergences', 'l1'),"
-            " betas=[5.0], config=usable.FitConfig(epochs=1, progress=False, threads=1));"
+            " betas=[5.0], config=usable.FitConfig(epochs=1, optimizer='sgd', lr=0.01, progress=False, threads=1));"
             "print(float(r.to_dataset().cross_entropy.mean()))")
     env = {**os.environ, "USABLE_CACHE": str(tmp_path / "cache")}
     off = subprocess.run([sys.executable, "-c", code], env={**env, "USABLE_COMPILE": "0"}, capture_output=True, text=True)

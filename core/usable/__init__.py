@@ -10,7 +10,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "hookspecs": ["hookimpl"],
-    "errors": ["UserError", "SpecError", "DataError", "StoreError", "PluginError", "UnknownName"],
+    "errors": ["UserError", "SpecError", "DataError", "StoreError", "PluginError", "UnknownName", "MissingDependency",
+               "require"],
     "params": ["Param", "ListOf"],
     "spec": ["Spec", "parse_spec", "format_spec"],
     "registry": ["create", "list_names", "get_entry", "get_manager", "plugin"],
@@ -20,13 +21,15 @@ _EXPORTS = {
                  "strip_hooks"],
     "loop": ["fit", "evaluate", "predict", "combine_divergence", "resolve_device", "Objective", "LoopState"],
     "result": ["FitResult", "Members"],
-    "info": ["LOG2E", "null_logp", "class_null_logp", "gaussian_null_logp", "entropy_bits"],
+    "info": ["LOG2E", "null_logp", "class_null_logp", "gaussian_null_logp", "entropy_bits", "bootstrap_ci"],
     "context": ["RunContext", "run_metric", "environment_attrs", "now_iso"],
-    "store": ["Results", "open_results", "write_run", "storable", "clean_attrs", "quiet_zarr", "ZARR_FORMAT"],
+    "store": ["Results", "open_results", "write_run", "query_runs", "storable", "clean_attrs", "quiet_zarr",
+              "ZARR_FORMAT"],
     "checkpoint": ["save_checkpoint", "load_checkpoint", "load_networks"],
     "table": ["headline_vars", "summarise", "format_table"],
     "progressbar": ["progress", "VERBOSITY"],
-    "cli": ["fit_options", "spec_options", "run_spec"],
+    "api": ["usable_information", "rine", "neural_collapse", "from_arrays"],
+    "cli": ["fit_options", "spec_options", "run_spec", "notice"],
 }
 # Public names a plugin provides, reached through the registry (never imported by the core), so
 # USABLE_LOAD_PLUGINS governs them like every other plugin entry.

@@ -8,8 +8,8 @@ from __future__ import annotations
 import gc
 import json
 import sys
+import warnings
 from dataclasses import fields
-from pathlib import Path
 
 import click
 
@@ -17,19 +17,24 @@ from . import __version__
 from .errors import UserError
 from .progressbar import VERBOSITY
 from .registry import KINDS, get_manager
-from .runspec import FitConfig, RunSpec, load_config
+from .runspec import DEFAULT_DIVERGENCE, FitConfig, RunSpec, load_config
 
 
 class UsableGroup(click.Group):
-    """User errors become one line naming the fix; anything else keeps its traceback."""
+    """User errors become one line naming the fix (``-v``/``--traceback``: the full traceback);
+    anything else keeps its traceback. ``-q`` also silences Python warnings for the command."""
 
     def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except UserError as exc:
-            if ctx.meta.get("usable.traceback"):
-                raise
-            raise click.ClickException(str(exc)) from None
+        level = ctx.params.get("verbosity")
+        with warnings.catch_warnings():
+            if level == 0:
+                warnings.simplefilter("ignore")
+            try:
+                return super().invoke(ctx)
+            except UserError as exc:
+                if ctx.meta.get("usable.traceback") or level == 2:
+                    raise
+                raise click.ClickException(str(exc)) from None
 
 
 def _set_traceback(ctx, _param, value):
@@ -40,11 +45,19 @@ def _set_traceback(ctx, _param, value):
 @click.version_option(__version__, prog_name="usable")
 @click.option("--traceback", is_flag=True, expose_value=False, callback=_set_traceback, is_eager=True,
               help="show the full traceback of user errors too")
-@click.option("-q", "--quiet", "verbosity", flag_value=0, help="no progress output")
-@click.option("-v", "--verbose", "verbosity", flag_value=2, help="more detail")
+@click.option("-q", "--quiet", "verbosity", flag_value=0,
+              help="only results and errors: no progress, notices or warnings")
+@click.option("-v", "--verbose", "verbosity", flag_value=2, help="more detail, and the traceback of user errors")
 def cli(verbosity):
     """Measure how much information about a target a family of decoders can use."""
     VERBOSITY["level"] = 1 if verbosity is None else verbosity
+
+
+def notice(message: str) -> None:
+    """A line for the user that is not a result (a fallback taken, a plugin that failed): on
+    stderr, and not at all under ``usable -q``."""
+    if VERBOSITY["level"] > 0:
+        click.echo(message, err=True)
 
 
 def _echo_json(obj) -> None:
@@ -127,7 +140,7 @@ def spec_options(f):
         click.argument("metric", required=False),
         click.option("--source", "-s", multiple=True, help="source spec, e.g. pid:task=and (repeatable)"),
         click.option("--decoder", "-d", help="decoder spec [mlp]"),
-        click.option("--divergence", help="divergence spec, or none [l1]"),
+        click.option("--divergence", help=f"divergence spec, or none [{DEFAULT_DIVERGENCE}]"),
         click.option("--schedule", help="β-schedule spec [exp]"),
         click.option("--beta", "-b", multiple=True, help="β value(s): 15 or 0,5,15 (repeatable)"),
         click.option("--seed", multiple=True, help="seed(s): 0 or 0-4 or 0,3 (repeatable)"),
@@ -174,6 +187,8 @@ def run_cmd(config, store, name, **options):
     click.echo(format_table(summarise(ds)))
     if ds.attrs.get("report"):
         click.echo(ds.attrs["report"])
+    for warning in ds.attrs.get("warnings") or []:
+        notice(f"warning: {warning}")
     if store:
         run_id = Results(store, create=True).write_run(ds, run_id=name)
         click.echo(f"stored as run {run_id!r} in {store}")
@@ -186,7 +201,7 @@ def make_cli() -> click.Group:
         try:
             impl.function(cli=cli)
         except Exception as exc:  # a plugin's command must not break the CLI
-            click.echo(f"warning: plugin {impl.plugin_name!r} failed in register_commands: {exc}", err=True)
+            notice(f"warning: plugin {impl.plugin_name!r} failed in register_commands: {exc}")
     return cli
 
 

@@ -35,6 +35,7 @@ def summarise(ds: xr.Dataset, variables: list[str] | None = None, over: str = "s
         df = df.reset_index()
         keep = [c for c in df.columns if c in mean.dims or c in ("mean", "sd")]
         df = df[keep]
+        df = with_interval(df, ds, v, list(mean.dims))
         df.insert(0, "variable", v)
         df["units"] = da.attrs.get("units", "")
         df["n_" + over] = n
@@ -42,8 +43,23 @@ def summarise(ds: xr.Dataset, variables: list[str] | None = None, over: str = "s
     if not rows:
         return pd.DataFrame()
     out = pd.concat(rows, ignore_index=True)
-    front = ["variable"] + [c for c in out.columns if c not in ("variable", "mean", "sd", "units", "n_" + over)]
-    return out[front + ["mean", "sd", "units", "n_" + over]]
+    tail = ["mean", "sd", *[c for c in ("ci_low", "ci_high") if c in out.columns], "units", "n_" + over]
+    front = ["variable"] + [c for c in out.columns if c not in ("variable", *tail)]
+    return out[front + tail]
+
+
+def with_interval(df: pd.DataFrame, ds: xr.Dataset, v: str, dims: list[str]) -> pd.DataFrame:
+    """Columns ci_low, ci_high from a stored ``<v>_ci`` (dim ``ci``: low, high) where there is one."""
+    if f"{v}_ci" not in ds or "ci" not in ds[f"{v}_ci"].dims:
+        return df
+    ci = ds[f"{v}_ci"].load()
+    if set(ci.dims) - {"ci"} - set(dims):
+        return df
+    wide = {f"ci_{b}": ci.sel(ci=b, drop=True) for b in ("low", "high")}
+    if not dims:
+        return df.assign(**{k: float(a) for k, a in wide.items()})
+    right = pd.concat([a.to_dataframe(name=k)[k] for k, a in wide.items()], axis=1).reset_index()
+    return df.merge(right, on=[d for d in dims if d in right.columns], how="left")
 
 
 def format_table(df: pd.DataFrame) -> str:

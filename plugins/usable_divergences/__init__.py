@@ -4,20 +4,31 @@ sample (the last axis reduced). ``usable.fit`` combines them over n sources (pai
 """
 from typing import Annotated, Literal
 
-from usable import hookimpl
+from usable import SpecError, hookimpl
 
 
-def l1(reduction: Annotated[Literal["sum", "mean"], "sum over classes (paper) or mean (reference code)"] = "sum"):
+Smooth = Annotated[float, "width s of a smooth bottom: Σ sqrt((p−q)² + s²) − s, within s of the exact "
+                           "value (0 = exact |p − q|)"]
+
+
+def _smooth(name: str, smooth: float) -> float:
+    if not 0 <= smooth < 1:
+        raise SpecError(f"divergence {name}: smooth={smooth} must be in [0, 1) (e.g. 0.01, or 0 for the exact form)")
+    return smooth
+
+
+def l1(reduction: Annotated[Literal["sum", "mean"], "sum over classes (paper) or mean (reference code)"] = "sum",
+       smooth: Smooth = 0.0):
     """L1 distance Σ_k |p_k − q_k| ∈ [0, 2] (the RINE paper's D); reduction=mean divides by K, as
     the RINE reference code does, so its published β values mean the same."""
     from .functions import make_l1
-    return make_l1(reduction)
+    return make_l1(reduction, _smooth("l1", smooth))
 
 
-def tv():
+def tv(smooth: Smooth = 0.0):
     """Total variation ½ Σ_k |p_k − q_k| ∈ [0, 1]."""
     from .functions import make_tv
-    return make_tv()
+    return make_tv(_smooth("tv", smooth))
 
 
 def js():

@@ -15,29 +15,41 @@ def _sqrt0(x):
     return torch.where(x > 0, x.clamp_min(_TINY).sqrt(), torch.zeros_like(x))
 
 
-def fused(fn, kind: str, scale="1"):
+def fused(fn, kind: str, scale="1", smooth: float = 0.0):
     """Name the formula for kernels that train a decoder family natively (the MLP plugin's): they
     implement it with its exact gradient; scale "1/K" divides by the number of classes."""
-    fn.fused = (kind, scale)
+    fn.fused = (kind, scale) if not smooth else (kind + "_smooth", scale, smooth)
     return fn
+
+
+def _abs(t, smooth: float):
+    """|t|, or with smooth = s > 0 the smooth bottom sqrt(t² + s²) − s (≤ |t|, within s of it).
+
+    Why: the subgradient sign(p − q) of the exact |·| flips with every step once the decoders
+    agree, and at high β that chatter (β·sign, every sample) drowns the small gradient that moves
+    both decoders together toward the constrained optimum. Measured on a noisy copy (Y = X1,
+    X2 = X1 flipped 5 %), tv at β = 50: exact 0.84 bit (above min_i I_V = 0.74, held-out D = 0.045,
+    stuck where the decoders agree only when x1 = x2), smooth=0.01 0.45 bit, D = 0.018.
+    """
+    return ((t * t + smooth * smooth).sqrt() - smooth) if smooth > 0 else t.abs()
 
 
 def _kl(p, q):
     return (p * (torch.log(p.clamp_min(_EPS)) - torch.log(q.clamp_min(_EPS)))).sum(-1)
 
 
-def make_l1(reduction: str = "sum"):
+def make_l1(reduction: str = "sum", smooth: float = 0.0):
     """L1 distance Σ_k |p_k − q_k| ∈ [0, 2] (the RINE paper's D); reduction=mean divides by K, as
     the RINE reference code does, so its published β values mean the same."""
     def l1(p, q):
-        d = (p - q).abs().sum(-1)
+        d = _abs(p - q, smooth).sum(-1)
         return d / p.shape[-1] if reduction == "mean" else d
-    return fused(l1, "l1", "1/K" if reduction == "mean" else "1")
+    return fused(l1, "l1", "1/K" if reduction == "mean" else "1", smooth)
 
 
-def make_tv():
+def make_tv(smooth: float = 0.0):
     """Total variation ½ Σ_k |p_k − q_k| ∈ [0, 1]."""
-    return fused(lambda p, q: 0.5 * (p - q).abs().sum(-1), "l1", "0.5")
+    return fused(lambda p, q: 0.5 * _abs(p - q, smooth).sum(-1), "l1", "0.5", smooth)
 
 
 def make_js():

@@ -13,10 +13,12 @@ def usable(ctx, joint: Annotated[bool, "also fit one decoder on all sources conc
     return compute_usable(ctx, joint, pvi)
 
 
-def rine(ctx, per_class: Annotated[bool, "also report redundant information per class (dim class)"] = False):
-    """Redundant information of n ≥ 2 sources (RINE), in bits."""
+def rine(ctx, per_class: Annotated[bool, "also report redundant information per class (dim class)"] = False,
+         atoms: Annotated[bool, "two sources: also unique information and synergy (a joint decoder is fitted)"] = False,
+         max_divergence: Annotated[float, "flag a held-out divergence above this at the end (0: no check)"] = 0.02):
+    """Redundant information of n ≥ 2 sources (RINE), in bits; flags values outside what is possible."""
     from .metrics import compute_rine
-    return compute_rine(ctx, per_class)
+    return compute_rine(ctx, per_class, atoms, max_divergence)
 
 
 def redundancy_matrix(ctx, diagonal: Annotated[bool, "fill the diagonal with each source's usable information"] = True):

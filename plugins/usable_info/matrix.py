@@ -17,6 +17,7 @@ from torch import nn
 
 from usable import DataError, SourceData, Split, make_ensemble, null_logp
 
+from . import guards
 from .metrics import named
 
 
@@ -67,6 +68,18 @@ def _shape_groups(keys: list) -> dict:
     return out
 
 
+def matrix_flags(ri: xr.DataArray, own: xr.DataArray | None, tol: np.ndarray) -> xr.DataArray:
+    """Each pair: −tol ≤ I∩ ≤ min(I_V(a), I_V(b)) + tol (the upper bound where the diagonal was fitted)."""
+    v = ri.values
+    flags = guards.add_reason(np.full(v.shape, "", dtype=object), v < -tol, guards.NEGATIVE)
+    if own is not None:
+        u = own.transpose("source", "seed").values
+        smallest = np.minimum(u[:, None, :], u[None, :, :])[..., None]  # (a, b, seed, 1)
+        off = ~np.eye(v.shape[0], dtype=bool)[:, :, None, None] & (ri.beta.values > 0)[None, None, None, :]
+        flags = guards.add_reason(flags, off & (v > smallest + tol), guards.ABOVE_MIN)
+    return guards.as_flags(flags, ri.dims, "−tol ≤ I∩ ≤ min(I_V(a), I_V(b)) + tol")
+
+
 def compute_redundancy_matrix(ctx, diagonal: bool = True) -> xr.Dataset:
     data = ctx.data
     n = data.n_sources
@@ -83,6 +96,7 @@ def compute_redundancy_matrix(ctx, diagonal: bool = True) -> xr.Dataset:
     S, B = len(seeds), len(betas)
     ri = np.full((n, n, S, B), np.nan)
     dv = np.full((n, n, S, B), np.nan)
+    tol = np.full((n, n, S, B), guards.FLOOR)
     usable = np.full((n, S), np.nan)
     pairs = [(a, b) for a in range(n) for b in range(a + 1, n)]
     by_shape = _shape_groups([(data.in_shape(a), data.in_shape(b)) for a, b in pairs])
@@ -92,6 +106,8 @@ def compute_redundancy_matrix(ctx, diagonal: bool = True) -> xr.Dataset:
         for p, (a, b) in enumerate(group):
             pair = r.sel(head=p)
             ri[a, b] = ri[b, a] = h_null - pair.cross_entropy.mean("source").transpose("seed", "beta").values
+            gain = pair.log_likelihood.mean("source").transpose("seed", "beta", "sample").values - null.double().numpy()
+            tol[a, b] = tol[b, a] = guards.tolerance(gain)
             if ctx.divergence is not None:
                 dv[a, b] = dv[b, a] = pair.divergence.transpose("seed", "beta").values
     if diagonal:
@@ -113,6 +129,8 @@ def compute_redundancy_matrix(ctx, diagonal: bool = True) -> xr.Dataset:
         },
         coords={"source_a": names, "source_b": names, "source": names, "seed": seeds, "beta": betas},
     )
+    ds["flags"] = matrix_flags(ds.redundant_information, ds.usable_information if diagonal else None, tol)
+    ds.attrs["warnings"] = guards.warnings_of("redundant_information", ds.redundant_information, ds["flags"])
     ds.attrs.update(null_attrs)
     ds.attrs.update({
         "headline": ["redundant_information"],

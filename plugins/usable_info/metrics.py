@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from usable import DataError, SourceData, Split, null_logp
+from usable import DataError, SourceData, Split, bootstrap_ci, null_logp
+
+from . import guards
 
 
 def named(da, long_name: str, units: str = "bit") -> xr.DataArray:
@@ -33,6 +35,24 @@ def curves(r: xr.Dataset, with_beta: bool) -> dict[str, xr.DataArray]:
     return {k: r[k] for k in names}
 
 
+def with_ci(ds: xr.Dataset, name: str, per_sample: xr.DataArray, level: float = 0.95) -> xr.Dataset:
+    """``<name>_ci`` (…, ci): the held-out bootstrap interval of the seed-mean value."""
+    mean = per_sample.mean("seed") if "seed" in per_sample.dims else per_sample
+    mean = mean.transpose(..., "sample")
+    ci = xr.DataArray(bootstrap_ci(mean.values, level), dims=(*mean.dims[:-1], "ci"),
+                      coords={**{d: mean[d] for d in mean.dims[:-1] if d in mean.coords}, "ci": ["low", "high"]})
+    ds[f"{name}_ci"] = named(ci, f"{level:.0%} held-out bootstrap interval of the mean over seeds of {name} "
+                                 "(test samples resampled, decoders fixed)")
+    return ds
+
+
+def guarded(ds: xr.Dataset, variable: str, flags: xr.DataArray) -> xr.Dataset:
+    """Store the flags beside the value and list the violations, with cause and fix, in attrs."""
+    ds["flags"] = flags
+    ds.attrs["warnings"] = guards.warnings_of(variable, ds[variable], flags)
+    return ds
+
+
 def source_attrs(data: SourceData) -> dict:
     return {f"source_{k}": v for k, v in data.attrs.items() if isinstance(v, (int, float, str))}
 
@@ -57,6 +77,11 @@ def compute_usable(ctx, joint: bool = False, pvi: bool = True) -> xr.Dataset:
         data_vars["pvi"] = named(r.log_likelihood - null.double().numpy(),
                                  "pointwise V-information log2 f(y|x) − log2 p_null(y) per test sample")
     ds = xr.Dataset(data_vars)
+    if null.ndim == 1:  # one class or real target per sample: per-sample terms, bounds and intervals
+        gain = r.log_likelihood - xr.DataArray(null.double().numpy(), dims="sample")
+        ds = with_ci(ds, "usable_information", gain)
+        ds = guarded(ds, "usable_information", guards.usable_flags(
+            ds.usable_information.transpose(*gain.dims[:-1]), gain.values))
     if not pvi:
         ds = ds.drop_vars("sample", errors="ignore")
     ds.attrs.update(null_attrs)
@@ -83,7 +108,26 @@ def per_class_redundancy(logp: np.ndarray, null: np.ndarray, y: np.ndarray, n_cl
     return out, h
 
 
-def compute_rine(ctx, per_class: bool = False) -> xr.Dataset:
+def pid_atoms(ds: xr.Dataset, joint_information: xr.DataArray) -> xr.Dataset:
+    """Two-source PID atoms from RINE's I∩ and usable information: U_i = I_V(X_i→Y) − I∩,
+    S = I_V(X_1,X_2→Y) − U_1 − U_2 − I∩; they sum to the joint usable information exactly."""
+    ri = ds.redundant_information
+    unique = ds.usable_information - ri
+    ds["unique_information"] = named(unique, "unique information U_i = I_V(X_i→Y) − I∩")
+    ds["synergy"] = named(joint_information - unique.sum("source") - ri,
+                          "synergy S = I_V(X_1,X_2→Y) − U_1 − U_2 − I∩")
+    ds["joint_information"] = named(joint_information, "usable information of both sources jointly "
+                                                       "I_V(X_1,X_2→Y) (one decoder on the concatenation)")
+    return ds
+
+
+def joint_usable(ctx, data: SourceData, h_null: float) -> xr.DataArray:
+    """I_V(X_1..X_n→Y) of one decoder on all sources concatenated, same seeds and settings."""
+    r = fitted(ctx.fit(data.joint(), betas=[0.0], desc="rine: joint decoder")).isel(beta=0, source=0, drop=True)
+    return h_null - r.cross_entropy
+
+
+def compute_rine(ctx, per_class: bool, atoms: bool, max_divergence: float) -> xr.Dataset:
     """I∩ = H_V(Y|∅) − (1/n) Σ_i H_{f_i}(Y|X_i) with decoders trained under β·D(f_1..f_n)."""
     data = ctx.data
     if data.n_sources < 2:
@@ -94,8 +138,11 @@ def compute_rine(ctx, per_class: bool = False) -> xr.Dataset:
                         f"{data.target} target of shape {tuple(data.test.y.shape)})")
     requested = [float(b) for b in ctx.betas]
     if not any(b > 0 for b in requested):
-        raise DataError("rine needs a β > 0 (e.g. --beta 15): at β = 0 the decoders are unconstrained and "
+        raise DataError("rine needs a β > 0 (e.g. --beta 50): at β = 0 the decoders are unconstrained and "
                         "I∩ would be plain usable information; use the usable metric for that")
+    if atoms and data.n_sources != 2:
+        raise DataError(f"rine:atoms=true decomposes two sources; this data has {data.n_sources} "
+                        f"({', '.join(data.names)})")
     r = fitted(ctx.fit(data, betas=sorted(set(requested) | {0.0})))  # β = 0: each source's own information
     null, null_attrs = null_logp(data, "test")
     h_null = float(-null.double().mean())
@@ -110,6 +157,15 @@ def compute_rine(ctx, per_class: bool = False) -> xr.Dataset:
         "null_entropy": named(h_null, "H_V(Y|∅) on the test split"),
         **curves(at, with_beta=True),
     })
+    if null.ndim == 1:
+        gain = at.log_likelihood.mean("source") - xr.DataArray(null.double().numpy(), dims="sample")
+        gain = gain.transpose("seed", "beta", "sample")
+        ds = with_ci(ds, "redundant_information", gain)
+        ds = guarded(ds, "redundant_information", guards.rine_flags(
+            ds.redundant_information.transpose("seed", "beta"), gain.values, ds.usable_information,
+            ds.divergence.transpose("seed", "beta"), max_divergence))
+    if atoms:
+        ds = pid_atoms(ds, joint_usable(ctx, data, h_null))
     if per_class:
         ri_c, h_c = per_class_redundancy(at.log_likelihood.transpose("seed", "beta", "source", "sample").values,
                                          null.double().numpy(), data.test.y.numpy(), data.n_classes)
@@ -122,7 +178,10 @@ def compute_rine(ctx, per_class: bool = False) -> xr.Dataset:
         if data.class_names:
             ds = ds.assign_coords(class_name=("class", [str(c) for c in data.class_names]))
     ds.attrs.update(null_attrs)
-    ds.attrs.update({"headline": ["redundant_information", "divergence", "usable_information"],
+    headline = ["redundant_information", "divergence", "usable_information"]
+    headline += ["unique_information", "synergy", "joint_information"] if atoms else []
+    ds.attrs.update({"headline": headline, "pid_measure": "RINE's I∩ (approximates Griffith et al.'s I∧; "
+                     "docs/rine.md)" if atoms else "",
                      "divergence_form": ctx.fit_config.divergence_form,
                      "split_fitted": "train", "split_evaluated": "test", "target": data.target, **source_attrs(data)})
     return ds

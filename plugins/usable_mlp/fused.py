@@ -26,7 +26,7 @@ import torch
 SOURCE = Path(__file__).with_name("kernel.c")
 FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-std=gnu11", "-fPIC", "-shared"]
 OPTIMIZERS = {"sgd": 0, "adam": 1, "adamw": 2}
-DIVERGENCES = {"l1": 1, "l2sq": 2, "l2": 3, "js": 4, "skl": 5, "hellinger": 6, "hellinger_sq": 7}
+DIVERGENCES = {"l1": 1, "l2sq": 2, "l2": 3, "js": 4, "skl": 5, "hellinger": 6, "hellinger_sq": 7, "l1_smooth": 8}
 _LIB: list = []  # [CDLL or None] once tried
 
 
@@ -71,16 +71,17 @@ def library():
     return lib
 
 
-def _divergence_code(objective, n_sources: int) -> tuple[int, float] | None:
-    """The kernel's code and scale for the fit's divergence: a divergence names its formula with a
-    ``fused = (kind, scale)`` attribute (the divergences plugin sets it); others are not covered."""
+def _divergence_code(objective, n_sources: int) -> tuple[int, float, float] | None:
+    """The kernel's code, scale and smoothing width for the fit's divergence: a divergence names
+    its formula with a ``fused = (kind, scale[, smooth])`` attribute (the divergences plugin sets
+    it); others are not covered."""
     if objective.divergence is None or n_sources < 2:
-        return 0, 1.0
+        return 0, 1.0, 0.0
     fused = getattr(objective.divergence, "fused", None)
     if not fused or fused[0] not in DIVERGENCES:
         return None
     scale = 1.0 / objective.n_classes if fused[1] == "1/K" else float(fused[1])
-    return DIVERGENCES[fused[0]], scale
+    return DIVERGENCES[fused[0]], scale, float(fused[2]) if len(fused) > 2 else 0.0
 
 
 def _ptr(t) -> int:
@@ -155,7 +156,7 @@ def fused_epoch(models, data, objective, opt, beta, factors, cfg, want_div, perm
     first = models[0]
     if not _same_family(models):
         return None
-    div = _divergence_code(objective, len(models)) if want_div else (0, 1.0)
+    div = _divergence_code(objective, len(models)) if want_div else (0, 1.0, 0.0)
     if div is None or any(x.dtype != torch.float32 for x in data.xs):
         return None
     lib = library()
@@ -167,7 +168,7 @@ def fused_epoch(models, data, objective, opt, beta, factors, cfg, want_div, perm
     icfg = [E, S, G, N, B, L, K, int(first.batch_norm), OPTIMIZERS[cfg.optimizer], div[0],
             0 if cfg.divergence_form == "pairwise" else 1, int(opt.t == 0), data.steps] + [d for row in dims for d in row]
     fcfg = [opt.lr, cfg.momentum, cfg.weight_decay, 1e-5, 0.1, div[1], float(opt.t), *factors,
-            *beta.double().tolist()]
+            *beta.double().tolist(), div[2]]
     state = opt.state[0]
     if cfg.optimizer == "sgd":
         if "buf" not in state and cfg.momentum:

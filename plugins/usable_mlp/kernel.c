@@ -19,7 +19,7 @@
 #include <string.h>
 
 enum { OPT_SGD = 0, OPT_ADAM = 1, OPT_ADAMW = 2 };
-enum { DIV_NONE = 0, DIV_L1 = 1, DIV_L2SQ = 2, DIV_L2 = 3, DIV_JS = 4, DIV_SKL = 5, DIV_HELL = 6, DIV_HELLSQ = 7 };
+enum { DIV_NONE = 0, DIV_L1 = 1, DIV_L2SQ = 2, DIV_L2 = 3, DIV_JS = 4, DIV_SKL = 5, DIV_HELL = 6, DIV_HELLSQ = 7, DIV_L1S = 8 };
 enum { FORM_PAIRWISE = 0, FORM_CONSENSUS = 1 };
 
 #define MAXS 16    /* sources */
@@ -39,9 +39,18 @@ static float clampf(float x, float lo) { return x < lo ? lo : x; }
 static float sqrt0(float x) { return x > 0 ? sqrtf(clampf(x, TINY)) : 0.0f; }
 static float dsqrt0(float x) { return x > TINY ? 0.5f / sqrtf(x) : 0.0f; }  /* d/dx of sqrt0, 0 where clamped */
 
-static float divergence(int kind, float scale, const float *p, const float *q, float *dp, float *dq, float w, int K) {
+static float divergence(int kind, float scale, float smooth, const float *p, const float *q, float *dp, float *dq,
+                        float w, int K) {
     float d = 0.0f;
     switch (kind) {
+    case DIV_L1S:  /* Σ_k sqrt(t² + s²) − s: |t| with a smooth bottom of width s */
+        for (int k = 0; k < K; k++) {
+            float t = p[k] - q[k], r = sqrtf(t * t + smooth * smooth);
+            d += r - smooth;
+            float g = w * scale * t / r;
+            dp[k] += g; dq[k] -= g;
+        }
+        return d * scale;
     case DIV_L1:
         for (int k = 0; k < K; k++) {
             float t = p[k] - q[k];
@@ -297,7 +306,7 @@ int usable_mlp_predict(const int64_t *icfg, const double *fcfg, void **ptr) {
 /* ---------------------------------------------------------------------------- the epoch */
 /* icfg: E S G N B L K bn opt div form first_step steps, then per source s: dims[0..L] (in ... K).
  * fcfg: lr momentum weight_decay bn_eps bn_momentum div_scale t(adam step before this epoch),
- *       then factors[steps] (β schedule per step), then beta[E].
+ *       then factors[steps] (β schedule per step), then beta[E], then the divergence's smoothing width.
  * ptr:  X[S], Y, perm, member_dataset, flat_param, state1, state2,
  *       then per source, per layer: W b gW gb [gamma beta ggamma gbeta rmean rvar if hidden and bn].
  * sums: (3 + S) x E doubles, batch-weighted epoch means of loss, divergence, β in force, CE_s (nats).
@@ -310,6 +319,7 @@ int usable_mlp_epoch(const int64_t *icfg, const double *fcfg, void **ptr, double
     const float bn_eps = fcfg[3], bn_m = fcfg[4], dscale = fcfg[5];
     const double t0 = fcfg[6];
     const double *factors = fcfg + 7, *betas = fcfg + 7 + steps;
+    const float dsmooth = fcfg[7 + steps + E];
     const float *X[MAXS];
     for (int s = 0; s < S; s++) X[s] = (const float *)ptr[s];
     const int64_t *Y = (const int64_t *)ptr[S], *perm = (const int64_t *)ptr[S + 1];
@@ -423,13 +433,13 @@ int usable_mlp_epoch(const int64_t *icfg, const double *fcfg, void **ptr, double
                         const int pairs = S * (S - 1) / 2;
                         for (int a = 0; a < S; a++)
                             for (int c = a + 1; c < S; c++)
-                                di += divergence(dkind, dscale, PR + (size_t)a * B * K + (size_t)i * K,
+                                di += divergence(dkind, dscale, dsmooth, PR + (size_t)a * B * K + (size_t)i * K,
                                                  PR + (size_t)c * B * K + (size_t)i * K, GP + (size_t)a * B * K + (size_t)i * K,
                                                  GP + (size_t)c * B * K + (size_t)i * K, wsample / pairs, K);
                         di /= pairs;
                     } else {
                         for (int a = 0; a < S; a++)
-                            di += divergence(dkind, dscale, PR + (size_t)a * B * K + (size_t)i * K, cen + (size_t)i * K,
+                            di += divergence(dkind, dscale, dsmooth, PR + (size_t)a * B * K + (size_t)i * K, cen + (size_t)i * K,
                                              GP + (size_t)a * B * K + (size_t)i * K, gc + (size_t)i * K, wsample / S, K);
                         di /= S;
                     }

@@ -6,7 +6,7 @@ import torch
 
 from usable import SourceData, Split, train_test_split_indices
 
-from .tables import REDUNDANCY, table
+from .tables import REDUNDANCY, TASKS, columns
 
 
 def _codes(values: list) -> tuple[np.ndarray, list]:
@@ -15,7 +15,15 @@ def _codes(values: list) -> tuple[np.ndarray, list]:
 
 
 def sample_pid(task: str, n: int, test_fraction: float, seed: int, encoding: str) -> SourceData:
-    xs, y, p = table(task)
+    data = sample_table(TASKS[task], n, test_fraction, seed, encoding)
+    data.attrs.update({"task": task, "true_redundancy_bits": REDUNDANCY[task]})
+    return data
+
+
+def sample_table(rows: list[tuple], n: int, test_fraction: float = 0.2, seed: int = 0,
+                 encoding: str = "onehot") -> SourceData:
+    """n i.i.d. draws from a table of (x_1, …, x_n, y, p) rows (any symbols; p need not sum to 1)."""
+    xs, y, p = columns(rows)
     p = np.asarray(p, dtype=float)
     p = p / p.sum()
     rng = np.random.default_rng(seed)
@@ -35,4 +43,4 @@ def sample_pid(task: str, n: int, test_fraction: float, seed: int, encoding: str
         return Split([torch.from_numpy(o[idx]) for o in inputs], torch.from_numpy(target[idx]))
     return SourceData(split(tr), split(te), [f"x{i + 1}" for i in range(len(xs))], "classes",
                       len(y_levels), [str(v) for v in y_levels],
-                      {"task": task, "true_redundancy_bits": REDUNDANCY[task], "encoding": encoding})
+                      {"encoding": encoding})

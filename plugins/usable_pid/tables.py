@@ -22,7 +22,11 @@ REDUNDANCY = {"unq": 0.0, "and": 0.0, "xor": 0.0, "rdnxor": 1.0, "imperfectrdn":
 
 def table(task: str):
     """(source columns, target column, probabilities as written) of a task."""
-    rows = TASKS[task]
+    return columns(TASKS[task])
+
+
+def columns(rows: list[tuple]):
+    """(source columns, target column, probabilities) of a table of (x_1, …, x_n, y, p) rows."""
     n_src = len(rows[0]) - 2
     cols = list(zip(*rows))
     return [list(c) for c in cols[:n_src]], list(cols[n_src]), list(cols[-1])

@@ -1,0 +1,87 @@
+"""What is possible: every estimate is checked against the bounds it must obey, each violation is
+kept in a ``flags`` variable (the reason, "" where the value passed) and reported as a warning
+that names the likely cause and the fix.
+
+A value outside its bounds is not a finding but a failed fit: a negative usable or redundant
+information means the decoders generalise worse than the null model (over-fitting on few samples,
+or under-training); a redundancy above the smallest source's own usable information, or a large
+held-out divergence, means the agreement constraint was not met (a β too small, too few epochs).
+The tolerance is statistical: 3 standard errors of the held-out mean (paired per sample), at
+least ``FLOOR`` bit, so sampling noise around a true 0 does not fire.
+"""
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+FLOOR = 0.01  # bit
+SEP = " | "  # between the reasons of one cell
+
+NEGATIVE = "negative (over-fitting or under-training: use more samples, fewer --epochs or a lower --lr)"
+ABOVE_MIN = ("above the smallest source's usable information (agreement not reached: raise --beta or "
+             "--epochs)")
+DISAGREE = "held-out divergence above {m} (agreement not reached: raise --beta or --epochs)"
+
+
+def tolerance(per_sample: np.ndarray) -> np.ndarray:
+    """max(FLOOR, 3 standard errors of the mean over the last axis (the held-out samples))."""
+    x = np.asarray(per_sample, dtype=np.float64)
+    se = x.std(axis=-1, ddof=1) / np.sqrt(max(x.shape[-1], 1)) if x.shape[-1] > 1 else np.zeros(x.shape[:-1])
+    return np.maximum(FLOOR, 3.0 * se)
+
+
+def add_reason(flags: np.ndarray, where: np.ndarray, reason) -> np.ndarray:
+    """Append ``reason`` (a string, or a function of the cell index) to the flags where ``where``."""
+    out = flags.astype(object)
+    for idx in zip(*np.nonzero(where)):
+        text = reason(idx) if callable(reason) else reason
+        out[idx] = f"{out[idx]}{SEP}{text}" if out[idx] else text
+    return out
+
+
+def as_flags(flags: np.ndarray, dims: tuple[str, ...], checked: str) -> xr.DataArray:
+    width = max([len(str(f)) for f in flags.ravel()] + [1])
+    return xr.DataArray(flags.astype(f"<U{width}"), dims=dims).assign_attrs(
+        long_name=f"why the value is flagged as impossible (empty: it passed the checks: {checked})")
+
+
+def warnings_of(variable: str, values: xr.DataArray, flags: xr.DataArray) -> list[str]:
+    """One line per distinct reason: which cells, their values, the cause and the fix."""
+    out = []
+    reasons = sorted({r for f in flags.values.ravel() for r in str(f).split(SEP) if r})
+    for reason in reasons:
+        hit = flags.str.contains(reason, regex=False).values
+        cells = [", ".join(f"{d}={values[d].values[i].item() if d in values.coords else i}"
+                           for d, i in zip(values.dims, idx)) for idx in zip(*np.nonzero(hit))]
+        vals = values.values[hit]
+        shown = "; ".join(cells[:4]) + (f"; … ({len(cells)} cells)" if len(cells) > 4 else "")
+        value = f"{vals.min():.3f}…{vals.max():.3f}" if vals.size > 1 else f"{vals.item():.3f}"
+        out.append(f"{variable} = {value} bit at [{shown}]: {reason}")
+    return out
+
+
+def usable_flags(ui: xr.DataArray, per_sample: np.ndarray) -> xr.DataArray:
+    """I_V ≥ −tolerance (I_V ≤ H_V(Y) holds by construction for class targets)."""
+    tol = tolerance(per_sample)
+    flags = add_reason(np.full(ui.shape, "", dtype=object), ui.values < -tol, NEGATIVE)
+    return as_flags(flags, ui.dims, "I_V ≥ −tolerance")
+
+
+def rine_flags(ri: xr.DataArray, per_sample: np.ndarray, own: xr.DataArray, divergence: xr.DataArray | None,
+               max_divergence: float) -> xr.DataArray:
+    """−tol ≤ I∩ ≤ min_i I_V(X_i→Y) + tol, and the held-out divergence ≤ max_divergence.
+
+    ``ri`` (seed, beta); ``per_sample`` (seed, beta, N) whose mean is I∩; ``own`` (seed, source):
+    each source's usable information from the β = 0 decoders; ``divergence`` (seed, beta).
+    """
+    tol = tolerance(per_sample)
+    v = ri.values
+    smallest = own.min("source").values[:, None] if "seed" in own.dims else own.min("source").values
+    constrained = (ri.beta.values > 0)[None, :]  # at β = 0 the value is not a redundancy: no upper bound
+    flags = np.full(v.shape, "", dtype=object)
+    flags = add_reason(flags, v < -tol, NEGATIVE)
+    flags = add_reason(flags, constrained & (v > smallest + tol), ABOVE_MIN)
+    if divergence is not None and max_divergence > 0:
+        d = divergence.transpose(*ri.dims).values
+        flags = add_reason(flags, constrained & (d > max_divergence), DISAGREE.format(m=max_divergence))
+    return as_flags(flags, ri.dims, f"−tol ≤ I∩ ≤ min_i I_V + tol, held-out divergence ≤ {max_divergence}")
