@@ -121,8 +121,12 @@ def test_the_rine_sweep_shows_truth_on_a_range_from_zero(runs, tmp_path):
     assert -0.05 < lo <= 0 and hi >= 1.0
     assert ax.get_xlabel() == "β" and "bit" in ax.get_ylabel()
     caption = _caption(fig)
-    for token in ("metric rine", "pid:task=rdnxor", "decoder mlp", "β 0, 5, 15", "seeds 0–2", "epochs 3", "sd over 3 seeds"):
+    # the run stores its bootstrap interval, which the error bars then show instead of the seed sd
+    for token in ("metric rine", "pid:task=rdnxor", "decoder mlp", "β 0, 5, 15", "seeds 0–2", "epochs 3",
+                  "95% bootstrap CI"):
         assert token in caption, token
+    plain = ds.drop_vars(["redundant_information_ci"])
+    assert "sd over 3 seeds" in _caption(_render(plain, "summary", tmp_path / "p.png")[0])
 
 
 def test_text_dims_are_bars_not_lines(runs):
@@ -189,7 +193,10 @@ def test_flagged_heatmap_cells_are_hatched(runs, tmp_path):
 
 
 def test_without_flags_nothing_is_marked(runs):
-    texts = _legend_texts(make_figure(runs[1]["rine"], "all"))
+    """(This 3-epoch run is flagged for real, agreement not reached: without its flags nothing is marked.)"""
+    ds = runs[1]["rine"]
+    assert any(ds.flags.values.ravel())
+    texts = _legend_texts(make_figure(ds.drop_vars("flags"), "all"))
     assert not _flag_entries(texts)
 
 
