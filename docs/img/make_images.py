@@ -5,7 +5,7 @@
 
 Each figure is what `usable results plot STORE RUN --kind K -o FILE` draws:
 
-- rine-beta-sweep.png       RINE on rdnxor, β 0, 5, 15, 3 seeds            --kind all
+- rine-beta-sweep.png       RINE on rdnxor, β 0, 15, 50, 3 seeds            --kind all
 - rine-training-curves.png  the same run's per-epoch curves                --kind training
 - rine-table-a5.png         `usable run --config rine-table-a5`             --kind summary
 - redundancy-matrix.png     `usable run --config neural-fig3`               --kind heatmap
@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 
 # (run name, `usable run` arguments)
 RUNS = {
-    "rine": ["rine", "--source", "pid:task=rdnxor", "--beta", "0,5,15", "--seed", "0-2"],
+    "rine": ["rine", "--source", "pid:task=rdnxor", "--beta", "0,15,50", "--seed", "0-2"],
     "table": ["--config", "rine-table-a5"],
     "matrix": ["--config", "neural-fig3"],
 }
