@@ -144,3 +144,16 @@ def test_public_and_documented():
     text = (Path(__file__).resolve().parents[1] / "CONTRIBUTING.md").read_text()
     for name in ("usable_information", "rine", "neural_collapse", "from_arrays", "query_runs", "require"):
         assert name in usable.__all__ and f"`{name}`" in text, name
+
+
+def test_an_impossible_value_is_a_python_warning_and_a_flag():
+    """Labels independent of 100 noise features (truth: 0 bit), a wide MLP trained 100 epochs:
+    it memorises the 800 training samples and is far worse than the null model on the 200 held
+    out. The call warns (GuardWarning) as `usable run` prints, and the flag says why."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 1000)
+    x = rng.normal(size=(1000, 100)).astype(np.float32)
+    with pytest.warns(usable.GuardWarning, match="negative .*over-fitting"):
+        ds = usable.usable_information(x, y, decoder="mlp:hidden=64-64", epochs=100, lr=0.01, threads=1)
+    assert ds.usable_information.item() < -1.0
+    assert "over-fitting" in ds.flags.item()

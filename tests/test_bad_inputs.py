@@ -207,6 +207,10 @@ CASES = [
     ("digits-test-fraction-zero", ["run", "usable", "--source", "digits:test_fraction=0"], "strictly between", False),
     ("centre-out-unknown-area", ["run", "usable", "--source", "centre_out:areas=V1"], "simulated areas are", False),
     ("synthetic-bad-n", ["run", "rine", "--source", "synthetic:n=3", "--beta", "5"], "must lie in 4..8", False),
+    ("rine-max-divergence-negative", ["run", "rine:max_divergence=-1", "--source", "pid:task=and", "--beta", "5"],
+     "max_divergence=-1.0 must be >= 0", False),
+    ("tv-smooth-out-of-range", ["run", "rine", "--source", "pid:task=and", "--divergence", "tv:smooth=1.5", "--beta",
+                                "5"], "smooth=1.5 must be in [0, 1)", False),
     # 7. a metric given data it cannot use
     ("rine-one-source", ["run", "rine", "--source", "digits", "--beta", "5"], "at least 2 sources", False),
     ("cosine-unequal-widths", ["run", "cosine", "--source", "pid:task=and", "--source", "pid:task=and,encoding=index"],

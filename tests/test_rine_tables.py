@@ -35,6 +35,23 @@ def test_quick_rdnxor_and_unq_at_beta_15():
     np.testing.assert_allclose(ds.usable_information.sel(task="unq").mean("seed"), 1.0, atol=0.05)
 
 
+def test_table_is_guarded_per_task_like_rine():
+    """UNQ at β = 5 is mid-way to agreement under the paper's settings: the agreement check flags
+    exactly those cells (held-out divergence > 0.02) and nothing else; the interval brackets the
+    seed mean of every cell."""
+    ds = quick("rdnxor+unq", betas="0,5,15", n=4000)
+    assert ds.flags.dims == ("task", "seed", "beta")
+    flagged = ds.flags != ""
+    assert bool(flagged.sel(task="unq", beta=5.0).all()) and int(flagged.sum()) == ds.sizes["seed"]
+    assert (ds.divergence.sel(task="unq", beta=5.0) > 0.02).all()
+    assert ds.attrs["warnings"] and "task=unq" in ds.attrs["warnings"][0]
+    mean = ds.redundant_information.mean("seed")
+    ci = ds.redundant_information_ci
+    assert bool(((ci.sel(ci="low") <= mean) & (mean <= ci.sel(ci="high"))).all())
+    quiet = quick("rdnxor+unq", betas="0,5,15", n=4000, max_divergence=0)
+    assert not any(quiet.flags.values.ravel())
+
+
 def test_bad_task_is_a_clear_error():
     with pytest.raises(SpecError, match="unknown task"):
         quick("rdnxor+nope", n=200)

@@ -28,7 +28,7 @@ _EXPORTS = {
     "checkpoint": ["save_checkpoint", "load_checkpoint", "load_networks"],
     "table": ["headline_vars", "summarise", "format_table"],
     "progressbar": ["progress", "VERBOSITY"],
-    "api": ["usable_information", "rine", "neural_collapse", "from_arrays"],
+    "api": ["usable_information", "rine", "neural_collapse", "from_arrays", "GuardWarning"],
     "cli": ["fit_options", "spec_options", "run_spec", "notice"],
 }
 # Public names a plugin provides, reached through the registry (never imported by the core), so

@@ -11,6 +11,7 @@ arrays, seeds and settings. Each returns an eager xarray Dataset with the CLI ru
 from __future__ import annotations
 
 import difflib
+import warnings
 from dataclasses import fields, replace
 from typing import Any, Sequence
 
@@ -141,7 +142,14 @@ def _run(metric: str, metric_params: dict[str, Any], data, *, seeds, betas=(0.0,
     given = {k: v for k, v in plugins.items() if v is not None}  # the defaults are RunSpec's, declared once
     spec = RunSpec.create(Spec(metric, params), [where], betas=betas, seeds=seeds, fit=fit, **given)
     replace(spec, sources=()).validate()
-    return run_metric(RunContext(spec, data=data)).load()
+    ds = run_metric(RunContext(spec, data=data)).load()
+    for text in ds.attrs.get("warnings") or []:  # what `usable run` prints: the guards' findings
+        warnings.warn(text, GuardWarning, stacklevel=3)
+    return ds
+
+
+class GuardWarning(UserWarning):
+    """An estimate outside what is possible (its ``flags`` say which cells and why)."""
 
 
 def usable_information(x: Any, y: Any, *, decoder: str | None = None, seeds: Any = 0, joint: bool = False,

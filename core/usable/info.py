@@ -56,8 +56,7 @@ def entropy_bits(labels: np.ndarray | torch.Tensor) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def bootstrap_ci(per_sample: np.ndarray, level: float = 0.95, n_boot: int = 1000, seed: int = 0,
-                 chunk: int = 100) -> np.ndarray:
+def bootstrap_ci(per_sample: np.ndarray, level: float = 0.95, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
     """Percentile bootstrap interval of the mean over the last axis (the held-out samples).
 
     ``per_sample``: (..., N) per-sample contributions whose mean is the estimate, e.g.
@@ -73,7 +72,8 @@ def bootstrap_ci(per_sample: np.ndarray, level: float = 0.95, n_boot: int = 1000
     rng = np.random.default_rng(seed)
     flat = x.reshape(-1, n)
     means = np.empty((flat.shape[0], n_boot))
-    for lo in range(0, n_boot, chunk):  # (chunk, N) indices at a time: memory O(chunk·N)
+    chunk = int(np.clip(4_000_000 // (flat.shape[0] * n), 1, 100))  # resamples at a time: ≤ 32 MB gathered
+    for lo in range(0, n_boot, chunk):
         idx = rng.integers(0, n, size=(min(chunk, n_boot - lo), n))
         means[:, lo:lo + idx.shape[0]] = flat[:, idx].mean(axis=-1)
     alpha = (1.0 - level) / 2.0

@@ -5,7 +5,6 @@ picklable dataclasses. Each FitConfig field is declared once, with its help text
 is a *runtime* setting (device, threads, progress: they do not change results), so a run's
 identity, the click options and the config keys are all derived from the declaration.
 """
-import hashlib
 import json
 import math
 import re
@@ -214,9 +213,6 @@ class RunSpec:
         attrs["fit"] = {k: v for k, v in self.fit.to_attrs().items()
                         if k in FitConfig.result_fields() and k not in leave_out}
         return {k: v for k, v in attrs.items() if k not in leave_out}
-
-    def digest(self, leave_out: tuple[str, ...] = ()) -> str:
-        return hashlib.sha1(json.dumps(self.identity(leave_out), sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def _fit_names() -> list[str]:

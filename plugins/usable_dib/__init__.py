@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from usable import hookimpl
 
 _API = {"equi_separation": "analyses", "gaps": "analyses", "DIBResult": "estimator", "SuffixDecoder": "estimator",
-        "decoder_config": "estimator", "measure": "estimator", "layer_features": "features",
+        "decoder_config": "estimator", "dib_variables": "estimator", "measure": "estimator", "layer_features": "features",
         "set_bn_mode": "features", "EpochStore": "progressive_store", "digit_entropies": "relabel",
         "n_digits": "relabel", "relabel": "relabel"}
 __all__ = sorted(_API)

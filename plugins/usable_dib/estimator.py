@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+import xarray as xr
 from torch import nn
 
 from usable import (FitConfig, Network, Objective, SourceData, Split, class_null_logp, entropy_bits, evaluate,
@@ -171,3 +172,22 @@ def measure(net: Network | None, feats: dict[str, dict[int, torch.Tensor]], ys: 
     return DIBResult(layers=layers, sufficiency=suff, minimality=mini, cross_entropy=ce, label_entropy=h_y,
                      minimality_digits=mini_d, digit_entropy=h_d, sufficiency_heldout=held,
                      n_digits=[int(digits[s].shape[1]) for s in SPLITS], decoder_epochs=epochs, models=models)
+
+
+def dib_variables(r: DIBResult, decoder: str = "suffix decoder") -> dict:
+    """The arrays of a DIBResult as labelled variables (dims layer, split[, digit]): the one
+    definition ``dib`` and the tracker both store. ``decoder`` names what decoded each layer."""
+    def var(data, dims, long_name):
+        return xr.Variable(dims, np.asarray(data), {"long_name": long_name, "units": "bit"})
+    return {
+        "sufficiency": var(r.sufficiency, ("layer", "split"), f"sufficiency I_V(h^l → y) = H(y) − CE of the {decoder}"),
+        "minimality": var(r.minimality, ("layer", "split"),
+                          "minimality I_V(h^l → Dec(x,Y)): mean over digits of max(0, H(digit) − CE)"),
+        "cross_entropy": var(r.cross_entropy, ("layer", "split"), "cross-entropy of the sufficiency decoder"),
+        "label_entropy": var(r.label_entropy, ("split",), "empirical entropy H(y) of the split's labels"),
+        "minimality_digit": var(r.minimality_digits, ("layer", "split", "digit"),
+                                "H(digit) − CE of each relabelling head (uncapped; NaN where a split has fewer digits)"),
+        "digit_entropy": var(r.digit_entropy, ("split", "digit"), "empirical entropy of each relabelling digit"),
+        "sufficiency_heldout": var(r.sufficiency_heldout, ("layer",),
+                                   f"I_V(h^l → y) of the train-fitted {decoder} on the test split"),
+    }

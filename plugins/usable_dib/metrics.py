@@ -12,7 +12,7 @@ import xarray as xr
 
 from usable import DataError, FitConfig, SourceData, SpecError, fit, load_networks, make_ensemble, progress
 
-from .estimator import SPLITS, decoder_config, layers_text, measure
+from .estimator import SPLITS, decoder_config, dib_variables, layers_text, measure
 from .evaluation import classifier_for, loss_accuracy, nc_layer
 from .features import as_network, layer_features, set_bn_mode
 from .network import NetworkDecoder, parse_layers
@@ -90,16 +90,7 @@ def _dataset(m: dict[str, Any], layers: list[int], layer_names: list[str]) -> xr
     r = m["dib"]
     nd = r.digit_entropy.shape[1]
     dv = {
-        "sufficiency": _var(r.sufficiency, ("layer", "split"), "sufficiency I_V(h^l → y) = H(y) − CE of the suffix decoder"),
-        "minimality": _var(r.minimality, ("layer", "split"),
-                           "minimality I_V(h^l → Dec(x,Y)): mean over digits of max(0, H(digit) − CE)"),
-        "cross_entropy": _var(r.cross_entropy, ("layer", "split"), "cross-entropy of the sufficiency decoder"),
-        "label_entropy": _var(r.label_entropy, ("split",), "empirical entropy H(y) of the split's labels"),
-        "minimality_digit": _var(r.minimality_digits, ("layer", "split", "digit"),
-                                 "H(digit) − CE of each relabelling head (uncapped; NaN where a split has fewer digits)"),
-        "digit_entropy": _var(r.digit_entropy, ("split", "digit"), "empirical entropy of each relabelling digit"),
-        "sufficiency_heldout": _var(r.sufficiency_heldout, ("layer",),
-                                    "I_V(h^l → y) of the train-fitted suffix decoder on the test split"),
+        **dib_variables(r),
         "loss": _var(m["loss"], ("split",), "main network cross-entropy", units="nat"),
         "accuracy": _var(m["accuracy"], ("split",), "main network accuracy", units="1"),
     }

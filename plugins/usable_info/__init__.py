@@ -3,7 +3,7 @@ information of n sources), ``redundancy_matrix``, the ``cosine`` baseline and ``
 (the RINE paper's Table 1 / A5 in one run)."""
 from typing import Annotated, Literal
 
-from usable import hookimpl
+from usable import SpecError, hookimpl
 
 
 def usable(ctx, joint: Annotated[bool, "also fit one decoder on all sources concatenated"] = False,
@@ -13,12 +13,21 @@ def usable(ctx, joint: Annotated[bool, "also fit one decoder on all sources conc
     return compute_usable(ctx, joint, pvi)
 
 
+MaxDivergence = Annotated[float, "flag a held-out divergence above this at the end (0: no check)"]
+
+
+def _max_divergence(metric: str, value: float) -> float:
+    if not value >= 0:  # NaN too
+        raise SpecError(f"{metric}: max_divergence={value} must be >= 0 (0 turns the agreement check off)")
+    return value
+
+
 def rine(ctx, per_class: Annotated[bool, "also report redundant information per class (dim class)"] = False,
          atoms: Annotated[bool, "two sources: also unique information and synergy (a joint decoder is fitted)"] = False,
-         max_divergence: Annotated[float, "flag a held-out divergence above this at the end (0: no check)"] = 0.02):
+         max_divergence: MaxDivergence = 0.02):
     """Redundant information of n ≥ 2 sources (RINE), in bits; flags values outside what is possible."""
     from .metrics import compute_rine
-    return compute_rine(ctx, per_class, atoms, max_divergence)
+    return compute_rine(ctx, per_class, atoms, _max_divergence("rine", max_divergence))
 
 
 def redundancy_matrix(ctx, diagonal: Annotated[bool, "fill the diagonal with each source's usable information"] = True):
@@ -42,10 +51,12 @@ def rine_table(ctx, tasks: Annotated[list[str], "canonical pid tasks joined by '
                encoding: Annotated[Literal["onehot", "index"], "source encoding: one-hot vectors, or index (one "
                                    "scalar per source, as the RINE reference code feeds its toy decoders)"] = "onehot",
                average_last: Annotated[int, "also report I∩ from the held-out cross-entropy averaged over the last "
-                                       "k epochs (the reference code uses 5)"] = 1):
+                                       "k epochs (the reference code uses 5)"] = 1,
+               max_divergence: MaxDivergence = 0.02):
     """RINE paper Table 1 / A5: RINE on the canonical tasks for every (seed, β), paper numbers beside."""
     from .table_a5 import compute_rine_table
-    return compute_rine_table(ctx, list(tasks), n, test_fraction, data_seed, encoding, average_last)
+    return compute_rine_table(ctx, list(tasks), n, test_fraction, data_seed, encoding, average_last,
+                              _max_divergence("rine_table", max_divergence))
 
 
 def _plot(module: str, name: str):

@@ -73,15 +73,13 @@ def compute_usable(ctx, joint: bool = False, pvi: bool = True) -> xr.Dataset:
         "null_entropy": named(h_null, f"H_V(Y|∅): {null_text}"),
         **curves(r, with_beta=False),
     }
+    gain = r.log_likelihood - null.double().numpy()  # per sample (PVI): its mean over samples is I_V
     if pvi:
-        data_vars["pvi"] = named(r.log_likelihood - null.double().numpy(),
-                                 "pointwise V-information log2 f(y|x) − log2 p_null(y) per test sample")
+        data_vars["pvi"] = named(gain, "pointwise V-information log2 f(y|x) − log2 p_null(y) per test sample")
     ds = xr.Dataset(data_vars)
-    if null.ndim == 1:  # one class or real target per sample: per-sample terms, bounds and intervals
-        gain = r.log_likelihood - xr.DataArray(null.double().numpy(), dims="sample")
+    if null.ndim == 1:  # one class or real target per sample: intervals and bounds from the PVI
         ds = with_ci(ds, "usable_information", gain)
-        ds = guarded(ds, "usable_information", guards.usable_flags(
-            ds.usable_information.transpose(*gain.dims[:-1]), gain.values))
+        ds = guarded(ds, "usable_information", guards.usable_flags(ds.usable_information, gain))
     if not pvi:
         ds = ds.drop_vars("sample", errors="ignore")
     ds.attrs.update(null_attrs)
@@ -127,6 +125,32 @@ def joint_usable(ctx, data: SourceData, h_null: float) -> xr.DataArray:
     return h_null - r.cross_entropy
 
 
+def rine_result(r: xr.Dataset, at: xr.Dataset, h_null, null: xr.DataArray | None,
+                max_divergence: float) -> xr.Dataset:
+    """The variables every RINE result has, its bootstrap interval and its guards.
+
+    ``r``: the fit's arrays at every β trained (β = 0 among them), ``at``: at the requested βs;
+    ``h_null``: H_V(Y|∅) (a number, or per task); ``null``: per-sample log2 p_null(y) (dim sample,
+    and task where there are tasks), or None where a target has several heads (no interval, no
+    guards: the per-sample terms are per head).
+    """
+    ds = xr.Dataset({
+        "redundant_information": named(h_null - at.cross_entropy.mean("source"),
+                                       "redundant information I∩ = H_V(Y|∅) − mean held-out cross-entropy"),
+        "divergence": named(at.divergence, "held-out divergence D(f_1..f_n)", "1"),
+        "cross_entropy": named(at.cross_entropy, "held-out cross-entropy of each decoder"),
+        "usable_information": named(h_null - r.cross_entropy.sel(beta=0.0, drop=True),
+                                    "each source's own usable information (β = 0 decoders)"),
+        "null_entropy": named(h_null, "H_V(Y|∅) on the test split"),
+    })
+    if null is not None:
+        gain = at.log_likelihood.mean("source") - null  # per sample: its mean over samples is I∩
+        ds = with_ci(ds, "redundant_information", gain)
+        ds = guarded(ds, "redundant_information", guards.rine_flags(
+            ds.redundant_information, gain, ds.usable_information, ds.divergence, max_divergence))
+    return ds
+
+
 def compute_rine(ctx, per_class: bool, atoms: bool, max_divergence: float) -> xr.Dataset:
     """I∩ = H_V(Y|∅) − (1/n) Σ_i H_{f_i}(Y|X_i) with decoders trained under β·D(f_1..f_n)."""
     data = ctx.data
@@ -147,23 +171,9 @@ def compute_rine(ctx, per_class: bool, atoms: bool, max_divergence: float) -> xr
     null, null_attrs = null_logp(data, "test")
     h_null = float(-null.double().mean())
     at = r.sel(beta=requested)
-    ds = xr.Dataset({
-        "redundant_information": named(h_null - at.cross_entropy.mean("source"),
-                                       "redundant information I∩ = H_V(Y|∅) − mean held-out cross-entropy"),
-        "divergence": named(at.divergence, "held-out divergence D(f_1..f_n)", "1"),
-        "cross_entropy": named(at.cross_entropy, "held-out cross-entropy of each decoder"),
-        "usable_information": named(h_null - r.cross_entropy.sel(beta=0.0, drop=True),
-                                    "each source's own usable information (β = 0 decoders)"),
-        "null_entropy": named(h_null, "H_V(Y|∅) on the test split"),
-        **curves(at, with_beta=True),
-    })
-    if null.ndim == 1:
-        gain = at.log_likelihood.mean("source") - xr.DataArray(null.double().numpy(), dims="sample")
-        gain = gain.transpose("seed", "beta", "sample")
-        ds = with_ci(ds, "redundant_information", gain)
-        ds = guarded(ds, "redundant_information", guards.rine_flags(
-            ds.redundant_information.transpose("seed", "beta"), gain.values, ds.usable_information,
-            ds.divergence.transpose("seed", "beta"), max_divergence))
+    per_sample_null = xr.DataArray(null.double().numpy(), dims="sample") if null.ndim == 1 else None
+    ds = rine_result(r, at, h_null, per_sample_null, max_divergence)
+    ds = ds.assign(curves(at, with_beta=True))
     if atoms:
         ds = pid_atoms(ds, joint_usable(ctx, data, h_null))
     if per_class:

@@ -11,7 +11,7 @@ import xarray as xr
 
 from usable import SpecError, create, get_entry, null_logp
 
-from .metrics import named
+from .metrics import named, rine_result
 
 # RINE paper, Table A5 (β = 0, 5, 15; mean over 5 seeds) and Table 1 (β = 15: mean and sd): the
 # one place these numbers are written. Only Table 1 publishes standard deviations.
@@ -24,8 +24,8 @@ PAPER_MEAN = {
 PAPER_SD = {"unq": {15.0: 0.016}, "and": {15.0: 0.001}, "rdnxor": {15.0: 9e-4}, "imperfectrdn": {15.0: 0.002}}
 
 
-def compute_rine_table(ctx, tasks: list[str], n: int = 10000, test_fraction: float = 0.2, data_seed: int = 0,
-                       encoding: str = "onehot", average_last: int = 1) -> xr.Dataset:
+def compute_rine_table(ctx, tasks: list[str], n: int, test_fraction: float, data_seed: int, encoding: str,
+                       average_last: int, max_divergence: float) -> xr.Dataset:
     """RINE on each canonical task for every (seed, β) of the context; one fit per task shape.
 
     The tasks are the ``pid`` source's, created by spec through the registry. ``average_last`` =
@@ -57,8 +57,9 @@ def compute_rine_table(ctx, tasks: list[str], n: int = 10000, test_fraction: flo
         r = res.to_dataset()
         for t in members:
             fitted[t] = r.sel(dataset=t, drop=True)
-    h_null = xr.DataArray([float(-null_logp(datas[t], "test")[0].double().mean()) for t in tasks],
-                          dims="task", coords={"task": tasks})
+    null = xr.DataArray(np.stack([null_logp(datas[t], "test")[0].double().numpy() for t in tasks]),
+                        dims=("task", "sample"), coords={"task": tasks})  # tasks draw equal test splits
+    h_null = -null.mean("sample")
     r = xr.concat([fitted[t] for t in tasks], dim=xr.DataArray(tasks, dims="task", name="task"))
     at = r.sel(beta=requested)
     curve = at.test_cross_entropy_curve.isel(epoch=slice(-int(average_last), None))
@@ -67,14 +68,7 @@ def compute_rine_table(ctx, tasks: list[str], n: int = 10000, test_fraction: flo
     paper_mean = [[PAPER_MEAN.get(t, {}).get(b, np.nan) for b in requested] for t in tasks]
     paper_sd = [[PAPER_SD.get(t, {}).get(b, np.nan) for b in requested] for t in tasks]
     compared = "redundant_information_last" if average_last > 1 else "redundant_information"
-    ds = xr.Dataset({
-        "redundant_information": named(h_null - at.cross_entropy.mean("source"),
-                                       "redundant information I∩ = H_V(Y|∅) − mean held-out cross-entropy"),
-        "divergence": named(at.divergence, "held-out divergence D(f_1..f_n)", "1"),
-        "cross_entropy": named(at.cross_entropy, "held-out cross-entropy of each decoder"),
-        "usable_information": named(h_null - r.cross_entropy.sel(beta=0.0, drop=True),
-                                    "each source's own usable information (β = 0 decoders)"),
-        "null_entropy": named(h_null, "H_V(Y|∅) on the test split"),
+    ds = rine_result(r, at, h_null, null, max_divergence).assign({
         "redundant_information_last": named(h_null - curve.mean("epoch").mean("source"),
                                             f"I∩ from the held-out cross-entropy averaged over the last "
                                             f"{int(average_last)} epochs (the RINE reference code's protocol)"),

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from usable import plugin
+
 SPLITS = ("train", "test")
 NC_SKIP = {"confusion_ncc_classifier"}
 
@@ -54,18 +56,7 @@ def dib_vars(r, n_layers: int, measured: bool) -> dict[str, xr.Variable]:
         note = " (not measured: metrics without 'dib')"
         return {"sufficiency": _var(nan, ("layer", "split"), "sufficiency I_V(h^l → y)" + note),
                 "minimality": _var(nan, ("layer", "split"), "minimality I_V(h^l → Dec(x,Y))" + note)}
-    return {
-        "sufficiency": _var(r.sufficiency, ("layer", "split"), "sufficiency I_V(h^l → y) = H(y) − CE of the layer's decoder"),
-        "minimality": _var(r.minimality, ("layer", "split"),
-                           "minimality I_V(h^l → Dec(x,Y)): mean over digits of max(0, H(digit) − CE)"),
-        "cross_entropy": _var(r.cross_entropy, ("layer", "split"), "cross-entropy of the sufficiency decoder"),
-        "label_entropy": _var(r.label_entropy, ("split",), "empirical entropy H(y) of the split's labels"),
-        "minimality_digit": _var(r.minimality_digits, ("layer", "split", "digit"),
-                                 "H(digit) − CE of each relabelling head (uncapped; NaN where a split has fewer digits)"),
-        "digit_entropy": _var(r.digit_entropy, ("split", "digit"), "empirical entropy of each relabelling digit"),
-        "sufficiency_heldout": _var(r.sufficiency_heldout, ("layer",),
-                                    "I_V(h^l → y) of the train-fitted decoder on the test split"),
-    }
+    return plugin("dib").dib_variables(r, "layer's decoder")
 
 
 def epoch_dataset(epoch: int, names: list[str], index: list[int], coords: dict[str, list], nc, dib,
