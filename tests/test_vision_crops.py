@@ -42,10 +42,13 @@ def _cell_spec(cfg, width):
 
 
 def test_digits_crop_redundancy_rises_with_width(tmp_path):
-    """The configs/crops-digits.toml cells, unchanged: W=8 (both crops = the whole image) gives the
-    usable information of the full image to 0.15 bit; W=2 is below W=6 by more than the seed sd."""
+    """The configs/crops-digits.toml cells, unchanged: no cell trips a guard (the decoders reach
+    agreement: held-out divergence <= 0.02); W=8 (both crops = the whole image) gives the usable
+    information of the full image to 0.1 bit (measured 0.05 below); W=2 is below W=6 by more than
+    the seed sd."""
     cfg, widths = _grid_widths("crops-digits.toml")
     assert widths == [2, 3, 4, 5, 6, 7, 8]
+    (beta,) = cfg["beta"]
     config, store = str(CONFIGS / "crops-digits.toml"), str(tmp_path / "crops.zarr")
     for w in (2, 4, 6, 8):
         metric = ["rine:per_class=true"] if w == 8 else []
@@ -54,12 +57,15 @@ def test_digits_crop_redundancy_rises_with_width(tmp_path):
     _run(["usable:pvi=false", "--config", config, "--source", "digits", "--store", store, "--name", "full"])
 
     res = open_results(store)
-    ri = {w: res[f"w{w}"]["redundant_information"].sel(beta=5.0).values for w in (2, 4, 6, 8)}
+    ri = {w: res[f"w{w}"]["redundant_information"].sel(beta=beta).values for w in (2, 4, 6, 8)}
+    for w in (2, 4, 6, 8):
+        assert all(str(f) == "" for f in res[f"w{w}"]["flags"].values.ravel()), (w, res[f"w{w}"]["flags"].values)
+        assert float(res[f"w{w}"]["divergence"].max()) <= 0.02
     full = res["full"]["usable_information"].sel(source="digits").values
     mean = {w: float(v.mean()) for w, v in ri.items()}
     sd = {w: float(v.std(ddof=1)) for w, v in ri.items()}
     print("RI by width:", {w: f"{mean[w]:.3f} ({sd[w]:.3f})" for w in mean}, "full-image UI", full.round(3))
-    assert abs(mean[8] - float(full.mean())) < 0.15
+    assert abs(mean[8] - float(full.mean())) < 0.1
     assert mean[6] - mean[2] > max(sd[2], sd[6])
     assert mean[2] < mean[4] < mean[6]
     assert res["w4"].attrs["source_width"] == 4 and res["w4"].attrs["source_overlap_columns"] == 0
@@ -71,8 +77,8 @@ def test_digits_crop_redundancy_rises_with_width(tmp_path):
     p_train = np.bincount(src.train.y.numpy(), minlength=10) / len(src.train)
     np.testing.assert_allclose(ds["null_entropy_per_class"].values, -np.log2(p_train), rtol=1e-12)
     w_test = np.bincount(src.test.y.numpy(), minlength=10) / len(src.test)
-    per_class = ds["redundant_information_per_class"].sel(beta=5.0).values  # (seed, class)
-    np.testing.assert_allclose(per_class @ w_test, ds["redundant_information"].sel(beta=5.0).values, atol=1e-9)
+    per_class = ds["redundant_information_per_class"].sel(beta=beta).values  # (seed, class)
+    np.testing.assert_allclose(per_class @ w_test, ds["redundant_information"].sel(beta=beta).values, atol=1e-9)
     assert list(ds["class_name"].values) == [str(c) for c in range(10)]
 
     # redundant information against width: the runs side by side on a `source_width` dim (the dim a
