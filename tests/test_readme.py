@@ -45,6 +45,7 @@ def quick_start(tmp_path_factory):
             args = shlex.split(cmd)[1:]
             res = CliRunner().invoke(make_cli(), args + (["--threads", "1"] if args[0] == "run" else []))
             assert res.exit_code == 0, (cmd, res.output)
+            assert not re.findall(r"^warning: \w+ = .*$", res.output, flags=re.M), (cmd, res.output)  # no guard trips
             outs[cmd] = res.output
         assert Path("r.png").stat().st_size > 10_000
         return outs

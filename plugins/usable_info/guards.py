@@ -5,7 +5,8 @@ that names the likely cause and the fix.
 A value outside its bounds is not a finding but a failed fit: a negative usable or redundant
 information means the decoders generalise worse than the null model (over-fitting on few samples,
 or under-training); a redundancy above the smallest source's own usable information, or a large
-held-out divergence, means the agreement constraint was not met (a β too small, too few epochs).
+held-out divergence, means the agreement constraint was not met (a β too small, too few epochs),
+or, for the former, that the single-source decoders the bound comes from over-fit.
 The tolerance is statistical: 3 standard errors of the held-out mean (paired per sample), at
 least ``FLOOR`` bit, so sampling and training noise around a true 0 does not fire.
 """
@@ -21,8 +22,11 @@ FLOOR = 0.02
 SEP = " | "  # between the reasons of one cell
 
 NEGATIVE = "negative (over-fitting or under-training: use more samples, fewer --epochs or a lower --lr)"
+# Both causes are seen: fig4-areas at β 50 (I∩ falls with β) and neural-fig3 at 40 epochs on 80
+# trials (the β = 0 decoders over-fit; 20 epochs with weight decay 0.1 cleared it, docs/neural.md).
 ABOVE_MIN = ("above the smallest source's usable information (agreement not reached: raise --beta or "
-             "--epochs)")
+             "--epochs; or the single-source decoders over-fit: more samples, fewer --epochs or a larger "
+             "--weight-decay)")
 DISAGREE = "held-out divergence above {m} (agreement not reached: raise --beta or --epochs)"
 
 
