@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "hookspecs": ["hookimpl"],
     "errors": ["UserError", "SpecError", "DataError", "StoreError", "PluginError", "UnknownName", "MissingDependency",
-               "require"],
+               "require", "GuardWarning"],
     "params": ["Param", "ListOf"],
     "spec": ["Spec", "parse_spec", "format_spec"],
     "registry": ["create", "list_names", "get_entry", "get_manager", "plugin"],
@@ -28,12 +28,12 @@ _EXPORTS = {
     "checkpoint": ["save_checkpoint", "load_checkpoint", "load_networks"],
     "table": ["headline_vars", "summarise", "format_table"],
     "progressbar": ["progress", "VERBOSITY"],
-    "api": ["usable_information", "rine", "neural_collapse", "from_arrays", "GuardWarning"],
     "cli": ["fit_options", "spec_options", "run_spec", "notice"],
 }
 # Public names a plugin provides, reached through the registry (never imported by the core), so
 # USABLE_LOAD_PLUGINS governs them like every other plugin entry.
-_FROM_PLUGINS = {"Tracker": "tracker", "list_layers": "tracker"}
+_FROM_PLUGINS = {"Tracker": "tracker", "list_layers": "tracker", "usable_information": "api", "rine": "api",
+                 "neural_collapse": "api", "from_arrays": "api"}
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = ["__version__", *sorted(_WHERE), *sorted(_FROM_PLUGINS)]
 

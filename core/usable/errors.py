@@ -55,3 +55,7 @@ def require(module: str, extra: str, what: str | None = None):
         subject = f"{what} needs {module}, which" if what else module
         raise MissingDependency(f"{subject} {problem}: install usable[{extra}], e.g. pip install 'usable[{extra}]'") \
             from None
+
+
+class GuardWarning(UserWarning):
+    """An estimate outside what is possible (its ``flags`` say which cells and why)."""

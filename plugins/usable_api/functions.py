@@ -17,8 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import DataError, SpecError
-from .spec import Spec
+from usable import DataError, GuardWarning, Spec, SpecError
 
 
 # ------------------------------------------------------------------------------------ arrays in
@@ -77,7 +76,7 @@ def from_arrays(xs: Sequence[Any], y: Any, names: Sequence[str] | None = None, t
     seeded by ``seed``."""
     import torch
 
-    from .data import SourceData, Split, train_test_split_indices
+    from usable import SourceData, Split, train_test_split_indices
     names = list(names) if names is not None else [f"x{i + 1}" for i in range(len(xs))]
     if len(names) != len(xs) or len(set(names)) != len(names):
         raise DataError(f"names {names}: give {len(xs)} distinct names, one per source")
@@ -123,9 +122,7 @@ def _run(metric: str, metric_params: dict[str, Any], data, *, seeds, betas=(0.0,
          **plugins: str | None):
     """``run_metric`` on in-memory data, with every plugin and setting checked first (as the CLI does).
     ``plugins``: decoder, divergence, schedule specs; None keeps the command line's default."""
-    from .context import RunContext, run_metric
-    from .registry import get_entry
-    from .runspec import FitConfig, RunSpec
+    from usable import FitConfig, RunContext, RunSpec, get_entry, run_metric
     known = [f.name for f in fields(FitConfig)]
     for key in settings:
         if key not in known:
@@ -146,10 +143,6 @@ def _run(metric: str, metric_params: dict[str, Any], data, *, seeds, betas=(0.0,
     for text in ds.attrs.get("warnings") or []:  # what `usable run` prints: the guards' findings
         warnings.warn(text, GuardWarning, stacklevel=3)
     return ds
-
-
-class GuardWarning(UserWarning):
-    """An estimate outside what is possible (its ``flags`` say which cells and why)."""
 
 
 def usable_information(x: Any, y: Any, *, decoder: str | None = None, seeds: Any = 0, joint: bool = False,
