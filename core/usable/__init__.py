@@ -14,7 +14,7 @@ _EXPORTS = {
                "require", "GuardWarning"],
     "params": ["Param", "ListOf"],
     "spec": ["Spec", "parse_spec", "format_spec"],
-    "registry": ["create", "list_names", "get_entry", "get_manager", "plugin"],
+    "registry": ["create", "list_names", "get_entry", "get_manager", "plugin", "lazy_exports"],
     "runspec": ["FitConfig", "RunSpec", "load_config", "parse_seeds", "parse_betas"],
     "data": ["SourceData", "Split", "combine", "with_classes", "train_test_split_indices"],
     "ensemble": ["Network", "ModuleEnsemble", "VmapEnsemble", "Memberwise", "make_ensemble", "member_seed", "reset_parameters",

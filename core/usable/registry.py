@@ -210,6 +210,17 @@ def plugin(name: str) -> ModuleType:
     return found.obj
 
 
+def lazy_exports(package: str, where: dict[str, str]) -> Callable[[str], Any]:
+    """A package's PEP 562 ``__getattr__`` that loads each public name from its submodule on first
+    use, so importing a plugin stays cheap: ``__getattr__ = lazy_exports(__name__, {"Tracker": "tracker"})``."""
+    def __getattr__(name: str) -> Any:
+        if name not in where:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        import importlib
+        return getattr(importlib.import_module(f"{package}.{where[name]}"), name)
+    return __getattr__
+
+
 def check_requirements(entry: Entry) -> None:
     for name in entry.requires:
         if get_manager().plugin(name) is None:

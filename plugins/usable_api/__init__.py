@@ -7,13 +7,10 @@ registers no entries; it runs the ``usable`` and ``rine`` metrics (plugin ``info
 (plugin ``nc``) by name through ``usable.run_metric``, the path ``usable run`` takes, so the core
 names no plugin's metric. Docs: docs/results.md.
 """
+from usable import lazy_exports
+
 _API = {"usable_information": "functions", "rine": "functions", "neural_collapse": "functions",
         "from_arrays": "functions", "class_codes": "functions"}
 __all__ = sorted(_API)
 
-
-def __getattr__(name):
-    if name not in _API:
-        raise AttributeError(f"module 'usable_api' has no attribute {name!r}")
-    import importlib
-    return getattr(importlib.import_module(f"{__name__}.{_API[name]}"), name)
+__getattr__ = lazy_exports(__name__, _API)

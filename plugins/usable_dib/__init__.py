@@ -11,7 +11,7 @@ Docs: docs/dib-tracking.md.
 """
 from typing import Annotated, Literal
 
-from usable import hookimpl
+from usable import hookimpl, lazy_exports
 
 _API = {"equi_separation": "analyses", "gaps": "analyses", "DIBResult": "estimator", "SuffixDecoder": "estimator",
         "decoder_config": "estimator", "dib_variables": "estimator", "measure": "estimator", "layer_features": "features",
@@ -19,12 +19,7 @@ _API = {"equi_separation": "analyses", "gaps": "analyses", "DIBResult": "estimat
         "n_digits": "relabel", "relabel": "relabel"}
 __all__ = sorted(_API)
 
-
-def __getattr__(name):
-    if name not in _API:
-        raise AttributeError(f"module 'usable_dib' has no attribute {name!r}")
-    import importlib
-    return getattr(importlib.import_module(f"{__name__}.{_API[name]}"), name)
+__getattr__ = lazy_exports(__name__, _API)
 
 
 def dib(ctx,

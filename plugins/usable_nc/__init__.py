@@ -42,7 +42,7 @@ Formulas, defaults and degenerate cases: docs/neural-collapse.md.
 """
 from typing import Annotated, Literal
 
-from usable import hookimpl
+from usable import hookimpl, lazy_exports
 
 # Relative to σ_max: float32 features resolve ~1e-7 relative, so below this is noise. The one-pass
 # D×D scatter only while it is small (512² doubles = 2 MB).
@@ -51,12 +51,7 @@ _API = {"NCAccumulator": "accumulator", "NCStateError": "accumulator", "all_redu
         "measure_layers": "measure", "MeasureResult": "measure", "resolve_layers": "measure", "LayerTap": "measure"}
 __all__ = sorted(_API)
 
-
-def __getattr__(name):
-    if name not in _API:
-        raise AttributeError(f"module 'usable_nc' has no attribute {name!r}")
-    import importlib
-    return getattr(importlib.import_module(f"{__name__}.{_API[name]}"), name)
+__getattr__ = lazy_exports(__name__, _API)
 
 
 def nc(ctx, checkpoint: Annotated[str, "measure networks from this checkpoint (written by nc:save=PATH) instead of training"] = "",

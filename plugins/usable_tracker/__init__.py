@@ -23,12 +23,9 @@ epoch, written progressively into a results-store run shaped like the ``track`` 
 
 Docs: docs/your-own-model.md.
 """
+from usable import lazy_exports
+
 _API = {"Tracker": "tracker", "list_layers": "layers", "UsableCallback": "lightning_callback"}
 __all__ = sorted(_API)
 
-
-def __getattr__(name):
-    if name not in _API:
-        raise AttributeError(f"module 'usable_tracker' has no attribute {name!r}")
-    import importlib
-    return getattr(importlib.import_module(f"{__name__}.{_API[name]}"), name)
+__getattr__ = lazy_exports(__name__, _API)
