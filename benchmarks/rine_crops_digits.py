@@ -42,7 +42,9 @@ def variant_spec(settings: dict):
 
 
 def held_out_tv(settings: dict, width: int) -> float:
-    """Largest (over seeds) mean held-out total variation between the two decoders at the config's β."""
+    """Largest (over seeds) mean held-out total variation between the two decoders at the config's β.
+    Fits again (the same seeds, so the same decoders as run_variant's): a metric returns its
+    Dataset, not its decoders."""
     from usable import Objective, RunContext, create, evaluate
     ctx = RunContext(variant_spec(settings).with_param("source.width", width))
     fit = ctx.fit()

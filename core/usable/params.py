@@ -68,9 +68,6 @@ class ListOf:
             return [i for p in parts for i in int_range(p)]
         return [_PARSERS.get(self.item, self.item)(p) for p in parts]
 
-    def format(self, value: Any) -> str:
-        return "+".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
-
 
 def to_int(value: Any) -> int:
     if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -121,12 +118,15 @@ class Param:
     def type_name(self) -> str:
         return getattr(self.type, "__name__", str(self.type))
 
+    @staticmethod
+    def text(value: Any) -> str:
+        """A value in the spec text form: list items joined by '+', booleans as true/false."""
+        if isinstance(value, (list, tuple)):
+            return "+".join(map(str, value))
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
     def default_text(self) -> str:
-        if self.required:
-            return "(required)"
-        if isinstance(self.type, ListOf) and self.default is not None:
-            return self.type.format(self.default)
-        return str(self.default).lower() if isinstance(self.default, bool) else str(self.default)
+        return "(required)" if self.required else self.text(self.default)
 
     def describe(self) -> str:
         shown = repr(self.default) if isinstance(self.default, str) else self.default_text()

@@ -111,13 +111,6 @@ def _sources(x: Any, what: str, at_least: int = 1) -> list[Any]:
 
 
 # ------------------------------------------------------------------------------------ one run
-def _text(value: Any) -> str:
-    """A value in the spec text form: lists joined by '+', booleans as true/false."""
-    if isinstance(value, (list, tuple)):
-        return "+".join(map(str, value))
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 def _run(metric: str, metric_params: dict[str, Any], data, *, seeds, betas=(0.0,), settings: dict[str, Any],
          **plugins: str | None):
     """``run_metric`` on in-memory data, with every plugin and setting checked first (as the CLI does).
@@ -132,8 +125,8 @@ def _run(metric: str, metric_params: dict[str, Any], data, *, seeds, betas=(0.0,
     fit = replace(FitConfig(progress=False), **settings)  # a library call prints nothing unless asked
     # Only values that differ from the metric's defaults enter its spec, so the stored metric text
     # is the one `usable run` stores for the same run (``rine``, not ``rine:per_class=false``).
-    defaults = {p.name: p.default for p in get_entry("metrics", metric).params}
-    params = {k: _text(v) for k, v in metric_params.items() if _text(v) != _text(defaults.get(k))}
+    declared = {p.name: p for p in get_entry("metrics", metric).params}
+    params = {k: declared[k].text(v) for k, v in metric_params.items() if declared[k].text(v) != declared[k].default_text()}
     # The spec records where the data came from; it names no registered source, so it is not resolved.
     where = Spec("in_memory", {"sources": "+".join(data.names), "n": str(len(data.train) + len(data.test))})
     given = {k: v for k, v in plugins.items() if v is not None}  # the defaults are RunSpec's, declared once

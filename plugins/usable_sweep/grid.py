@@ -141,7 +141,7 @@ def build_axes(raw: dict[str, Any], base: RunSpec) -> list[Axis]:
                 items = [i for v in items for i in ListOf(int)(str(v))]
             values = [p.parse(v if isinstance(v, (bool, int, float)) else str(v), f"--grid {key}") for v in items]
             if isinstance(p.type, ListOf):  # a list value is one coordinate: keep its text form
-                values = [p.type.format(v) for v in values]
+                values = [p.text(v) for v in values]
         if not values:
             raise SpecError(f"--grid {key}: no values")
         if len(set(map(str, values))) != len(values):
